@@ -1,0 +1,79 @@
+//! The error family.
+
+use crate::address::AddressError;
+use crate::policy::{ParseEnumError, TemplateError};
+use crate::time::TimeError;
+
+/// Everything that can go wrong outside the pure decision.
+///
+/// Bad input names the problem; a store problem is never turned into an
+/// allow (RULES R6, fail closed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An invalid address in an event.
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    /// A time that is not RFC 3339.
+    #[error(transparent)]
+    Time(#[from] TimeError),
+    /// A malformed template record.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// An unknown action or scope word.
+    #[error(transparent)]
+    Word(#[from] ParseEnumError),
+    /// An event names a template that was never registered.
+    #[error("unknown template {name:?} ({language})")]
+    UnknownTemplate {
+        /// Template name.
+        name: String,
+        /// Template language.
+        language: String,
+    },
+    /// A status callback for a message that never reached the transport.
+    #[error("unknown message id {0:?}: no send with this provider id reached the transport")]
+    UnknownMessage(String),
+    /// An event that is incomplete or inconsistent.
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    /// The database was written by a newer wagate.
+    #[error(
+        "database schema version {found} is newer than this wagate supports ({supported}); upgrade wagate"
+    )]
+    SchemaTooNew {
+        /// The database's `user_version`.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// A row holds a value the code does not know: the database is not
+    /// trusted.
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// SQLite failed.
+    #[error("store error: {0}")]
+    Store(#[from] StoreError),
+    /// A thread panicked while holding the store.
+    #[error("the store lock is poisoned by an earlier panic; reopen the gate")]
+    Poisoned,
+}
+
+/// A failure inside SQLite (IO, locking, constraint).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StoreError(#[from] rusqlite::Error);
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Store(StoreError(e))
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

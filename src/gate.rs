@@ -1,0 +1,736 @@
+//! The gate: store + policy + transport.
+//!
+//! A [`Gate`] owns one SQLite database. [`Gate::business`] gives the
+//! [`Business`] handle through which everything happens: ingesting events,
+//! asking for decisions, sending through a [`Transport`], and reading a
+//! user's consent history for an auditor.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use crate::address::Address;
+use crate::error::{Error, Result};
+use crate::event::{Event, InboundMessage, IngestOutcome, MessageKind, StatusCallback};
+use crate::policy::{
+    Action, Content, Decision, Facts, Keyword, Keywords, PolicyConfig, Scope, SendRequest,
+    TemplateStatus, Verdict, WindowFacts, decide, fold_applied,
+};
+use crate::store::{Db, NewSend, SendRow, SendState, Store, Writer};
+use crate::time::{Clock, SystemClock, Timestamp};
+use crate::transport::{Accepted, Failure, OutboundMessage, Transport};
+
+/// Settings of a gate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GateConfig {
+    /// Policy settings (the window margin).
+    pub policy: PolicyConfig,
+    /// Keyword lists.
+    pub keywords: Keywords,
+}
+
+/// The policy gate over one SQLite database.
+///
+/// `Gate` is `Send + Sync`: share it between threads behind an `Arc`.
+pub struct Gate {
+    store: Mutex<Store>,
+    config: GateConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    /// Opens (creating if needed) a database file, with the default
+    /// configuration and the system clock.
+    ///
+    /// # Errors
+    /// [`Error::SchemaTooNew`], [`Error::Corrupt`] or a store error.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self::from_store(Store::open(path.as_ref())?))
+    }
+
+    /// A gate on a private in-memory database.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn open_in_memory() -> Result<Self> {
+        Ok(Self::from_store(Store::open_in_memory()?))
+    }
+
+    fn from_store(store: Store) -> Self {
+        Gate {
+            store: Mutex::new(store),
+            config: GateConfig::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Replaces the configuration.
+    #[must_use]
+    pub fn with_config(mut self, config: GateConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Replaces the clock (for tests and replays).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GateConfig {
+        &self.config
+    }
+
+    /// The handle of a business (tenant), created on first use.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] for an empty name, or a store error.
+    pub fn business(&self, name: &str) -> Result<Business<'_>> {
+        if name.is_empty() {
+            return Err(Error::InvalidEvent(
+                "business name must not be empty".into(),
+            ));
+        }
+        let id = self.lock()?.write(|w| {
+            w.db().business_id(name, true)?.ok_or_else(|| {
+                Error::InvalidEvent(format!("business {name:?} could not be created"))
+            })
+        })?;
+        Ok(Business { gate: self, id })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Store>> {
+        self.store.lock().map_err(|_| Error::Poisoned)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+        self.lock()?.write(f)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<T> {
+        self.lock()?.read(f)
+    }
+}
+
+/// One business of a [`Gate`].
+#[derive(Clone, Copy, Debug)]
+pub struct Business<'g> {
+    gate: &'g Gate,
+    id: i64,
+}
+
+/// What happened to an allowed message at the transport.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "delivery")]
+pub enum Delivery {
+    /// The decision was not `allow`: the transport was not called.
+    NotSent,
+    /// The provider accepted it.
+    Accepted {
+        /// The provider's message id.
+        provider_id: String,
+    },
+    /// The provider refused it.
+    Refused {
+        /// Whether a retry with the same key may try again.
+        transient: bool,
+        /// The provider's error code.
+        code: Option<u32>,
+        /// The provider's message.
+        message: String,
+    },
+    /// The key was handed to the transport before; nothing was sent now.
+    /// `accepted` tells whether that earlier send was accepted.
+    Duplicate {
+        /// The earlier send's provider id, if it was accepted.
+        provider_id: Option<String>,
+    },
+}
+
+/// The result of [`Business::send`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SendOutcome {
+    /// The decision. For a duplicate, verdict and reason are those of the
+    /// first send; the facts are as of now.
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// What the transport did.
+    #[serde(flatten)]
+    pub delivery: Delivery,
+}
+
+impl SendOutcome {
+    /// Whether this call handed the message to the provider and it was
+    /// accepted.
+    pub fn sent(&self) -> bool {
+        matches!(self.delivery, Delivery::Accepted { .. })
+    }
+
+    /// Whether this key had already gone to the transport.
+    pub fn duplicate(&self) -> bool {
+        matches!(self.delivery, Delivery::Duplicate { .. })
+    }
+}
+
+/// One consent event in a user's history, for an auditor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConsentRecord {
+    /// Ingest order (a sequence number across the database).
+    pub seq: i64,
+    /// opt_in / opt_out.
+    pub action: Action,
+    /// all / marketing.
+    pub scope: Scope,
+    /// When it happened at its source.
+    pub at: Timestamp,
+    /// When wagate received it.
+    pub received_at: Timestamp,
+    /// min(at, received_at): the time it takes effect.
+    pub effective: Timestamp,
+    /// Where it came from (keyword, web_form, provider_error, ...).
+    pub source: String,
+    /// The proof given with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+    /// An opt-in keyword, which counts only after an opt-out.
+    pub conditional: bool,
+    /// Whether it takes part in the state (a conditional opt-in that found
+    /// the user not opted out does not).
+    pub counted: bool,
+}
+
+/// Opt-outs, window closures and template changes that provider error codes
+/// cause (RULES R7).
+fn feedback_effect(code: u32) -> Option<Feedback> {
+    match code {
+        63016 | 131047 | 470 => Some(Feedback::WindowClosed),
+        21610 => Some(Feedback::OptOut(Scope::All)),
+        131050 => Some(Feedback::OptOut(Scope::Marketing)),
+        132015 => Some(Feedback::Template("paused")),
+        132016 => Some(Feedback::Template("disabled")),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Feedback {
+    WindowClosed,
+    OptOut(Scope),
+    Template(&'static str),
+}
+
+impl Business<'_> {
+    /// Ingests one event in its own transaction.
+    ///
+    /// ```
+    /// use wagate::{Address, Event, Gate, InboundMessage, Timestamp};
+    /// let gate = Gate::open_in_memory()?;
+    /// let acme = gate.business("acme")?;
+    /// let user = Address::parse("whatsapp:+15550001111")?;
+    /// let sender = Address::parse("whatsapp:+14155238886")?;
+    /// let at = Timestamp::parse("2026-03-01T10:00:00Z")?;
+    /// let msg = InboundMessage::text(user, sender, "STOP", at).with_id("SM1");
+    /// let first = acme.ingest(&Event::Inbound(msg.clone()))?;
+    /// assert!(first.opened_window && !first.duplicate);
+    /// assert!(acme.ingest(&Event::Inbound(msg))?.duplicate);
+    /// # Ok::<(), wagate::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A typed error naming the problem with the event (nothing is
+    /// written), or a store error.
+    pub fn ingest(&self, event: &Event) -> Result<IngestOutcome> {
+        let now = self.gate.clock.now();
+        self.gate.write(|w| self.apply(w.db(), event, now))
+    }
+
+    /// Ingests events in one transaction. Each event is applied in a
+    /// savepoint: a bad one is reported in its slot and leaves no trace,
+    /// the others land together.
+    ///
+    /// # Errors
+    /// A store error that fails the whole batch (then nothing landed).
+    pub fn ingest_batch(&self, events: &[Event]) -> Result<Vec<Result<IngestOutcome>>> {
+        let now = self.gate.clock.now();
+        self.gate.write(|w| {
+            events
+                .iter()
+                .map(|e| w.item(|db| self.apply(db, e, now)))
+                .collect()
+        })
+    }
+
+    /// Decides a send request now, recording nothing.
+    ///
+    /// # Errors
+    /// A store error or an unreadable row: never an allow by default.
+    pub fn check(&self, req: &SendRequest) -> Result<Decision> {
+        let now = self.gate.clock.now();
+        self.gate.read(|db| self.decide(db, req, now))
+    }
+
+    /// Decides a send request, records the attempt and its decision, and
+    /// hands an allowed message to `transport`. A key that already reached
+    /// the transport sends nothing and reports the first decision as a
+    /// duplicate. No write transaction is held while the transport runs.
+    ///
+    /// ```
+    /// use wagate::{Content, Gate, SendRequest, transport::RecordingTransport};
+    /// let gate = Gate::open_in_memory()?;
+    /// let acme = gate.business("acme")?;
+    /// let t = RecordingTransport::new();
+    /// let req = SendRequest::new("whatsapp:+14155238886", "whatsapp:+15550001111", Content::text("hi"));
+    /// let out = acme.send(&req, "msg-1", &t)?;
+    /// assert!(!out.decision.is_allowed()); // no window, no opt-in
+    /// assert!(t.sent().is_empty());
+    /// # Ok::<(), wagate::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A store error. If recording the transport's answer fails after the
+    /// provider accepted, the error is returned and the key stays reserved,
+    /// so a retry does not send again.
+    pub fn send<T: Transport + ?Sized>(
+        &self,
+        req: &SendRequest,
+        key: &str,
+        transport: &T,
+    ) -> Result<SendOutcome> {
+        if key.is_empty() {
+            return Err(Error::InvalidEvent(
+                "idempotency key must not be empty".into(),
+            ));
+        }
+        let now = self.gate.clock.now();
+        let reserved = self.gate.write(|w| self.reserve(w.db(), req, key, now))?;
+        let (decision, id, message) = match reserved {
+            Reserved::Done(outcome) => return Ok(*outcome),
+            Reserved::Go(go) => *go,
+        };
+        let answer = transport.send(&message);
+        let delivery = self.gate.write(|w| {
+            let db = w.db();
+            match &answer {
+                Ok(receipt) => {
+                    let pid = receipt.provider_id();
+                    db.finish_send(id, SendState::Sent, Some(pid), None, None)?;
+                    Ok(Delivery::Accepted {
+                        provider_id: pid.to_owned(),
+                    })
+                }
+                Err(e) => {
+                    let state = if e.is_transient() {
+                        SendState::Retryable
+                    } else {
+                        SendState::Failed
+                    };
+                    let text = e.to_string();
+                    db.finish_send(id, state, None, e.provider_code(), Some(&text))?;
+                    if let Some(code) = e.provider_code() {
+                        let sent = SendRow {
+                            id,
+                            sender: message.from.as_str().to_owned(),
+                            user_id: db.user_id(self.id, message.to.as_str(), false)?,
+                            at: now,
+                            template: match &message.content {
+                                Content::Template { name, language, .. } => {
+                                    Some((name.clone(), language.clone()))
+                                }
+                                Content::Freeform { .. } => None,
+                            },
+                            reason: decision.reason,
+                            state,
+                            provider_id: None,
+                            status: None,
+                        };
+                        self.feedback(db, &sent, code, now)?;
+                    }
+                    Ok(Delivery::Refused {
+                        transient: e.is_transient(),
+                        code: e.provider_code(),
+                        message: text,
+                    })
+                }
+            }
+        })?;
+        Ok(SendOutcome { decision, delivery })
+    }
+
+    /// The consent history of a user, oldest first, for an auditor.
+    ///
+    /// # Errors
+    /// A store error or an unreadable row.
+    pub fn consent_history(&self, user: &Address) -> Result<Vec<ConsentRecord>> {
+        self.gate.read(|db| {
+            let Some(uid) = db.user_id(self.id, user.as_str(), false)? else {
+                return Ok(Vec::new());
+            };
+            let rows = db.consent_history(uid)?;
+            let facts: Vec<_> = rows
+                .iter()
+                .map(|r| crate::policy::ConsentFact {
+                    action: r.action,
+                    scope: r.scope,
+                    effective: r.effective,
+                    conditional: r.conditional,
+                })
+                .collect();
+            let (_, counted) = fold_applied(&facts);
+            Ok(rows
+                .into_iter()
+                .zip(counted)
+                .map(|(r, counted)| ConsentRecord {
+                    seq: r.seq,
+                    action: r.action,
+                    scope: r.scope,
+                    at: r.at,
+                    received_at: r.received_at,
+                    effective: r.effective,
+                    source: r.source,
+                    evidence: r.evidence,
+                    conditional: r.conditional,
+                    counted,
+                })
+                .collect())
+        })
+    }
+
+    /// The windows of a user with each sender of this business.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn windows(&self, user: &Address) -> Result<Vec<(Address, WindowFacts)>> {
+        self.gate.read(|db| {
+            let Some(uid) = db.user_id(self.id, user.as_str(), false)? else {
+                return Ok(Vec::new());
+            };
+            db.windows_of(self.id, uid)?
+                .into_iter()
+                .map(|(s, w)| {
+                    let a = Address::parse(&s).map_err(|e| Error::Corrupt {
+                        table: "windows",
+                        detail: e.to_string(),
+                    })?;
+                    Ok((a, w))
+                })
+                .collect()
+        })
+    }
+
+    fn facts(&self, db: Db<'_>, req: &SendRequest) -> Result<Facts> {
+        let (Ok(sender), Ok(user)) = (req.sender(), req.user()) else {
+            return Ok(Facts::default());
+        };
+        let template = match req.content() {
+            Content::Template { name, language, .. } => {
+                db.template(self.id, name, language)?.map(|t| t.facts)
+            }
+            Content::Freeform { .. } => None,
+        };
+        let Some(uid) = db.user_id(self.id, user.as_str(), false)? else {
+            return Ok(Facts {
+                template,
+                ..Facts::default()
+            });
+        };
+        let consent = db.consent_facts(uid)?;
+        let any_opt_out = consent
+            .iter()
+            .any(|c| c.action == Action::OptOut && c.scope == Scope::All);
+        Ok(Facts {
+            window: db.window(self.id, uid, sender.as_str())?,
+            last_confirmation_at: if any_opt_out {
+                db.last_confirmation(uid)?
+            } else {
+                None
+            },
+            consent,
+            template,
+        })
+    }
+
+    fn decide(&self, db: Db<'_>, req: &SendRequest, now: Timestamp) -> Result<Decision> {
+        let facts = self.facts(db, req)?;
+        Ok(decide(req, &facts, now, &self.gate.config.policy))
+    }
+
+    fn reserve(
+        &self,
+        db: Db<'_>,
+        req: &SendRequest,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Reserved> {
+        let mut decision = self.decide(db, req, now)?;
+        if let Some(prev) = db.send_by_key(self.id, key)? {
+            decision.reason = prev.reason;
+            decision.verdict = prev.reason.verdict();
+            let provider_id = if prev.state == SendState::Sent {
+                prev.provider_id
+            } else {
+                None
+            };
+            return Ok(Reserved::Done(Box::new(SendOutcome {
+                decision,
+                delivery: Delivery::Duplicate { provider_id },
+            })));
+        }
+        let raw = |a: Result<&Address, &crate::AddressError>| match a {
+            Ok(a) => a.as_str().to_owned(),
+            Err(e) => e.input().to_owned(),
+        };
+        let user_id = match req.user() {
+            Ok(u) => db.user_id(self.id, u.as_str(), false)?,
+            Err(_) => None,
+        };
+        let template = match req.content() {
+            Content::Template { name, language, .. } => Some((name.as_str(), language.as_str())),
+            Content::Freeform { .. } => None,
+        };
+        let id = db.insert_send(
+            self.id,
+            &NewSend {
+                key,
+                sender: &raw(req.sender()),
+                recipient: &raw(req.user()),
+                user_id,
+                at: now,
+                template,
+                purpose: req.purpose().map(|p| p.as_str()),
+                reason: decision.reason,
+            },
+        )?;
+        let (Verdict::Allow, Ok(from), Ok(to)) = (decision.verdict, req.sender(), req.user())
+        else {
+            return Ok(Reserved::Done(Box::new(SendOutcome {
+                decision,
+                delivery: Delivery::NotSent,
+            })));
+        };
+        let (sid, meta) = match template {
+            Some((name, language)) => db
+                .template(self.id, name, language)?
+                .map(|t| (t.twilio_content_sid, t.meta_template_id))
+                .unwrap_or_default(),
+            None => (None, None),
+        };
+        let message = OutboundMessage {
+            key: key.to_owned(),
+            from: from.clone(),
+            to: to.clone(),
+            content: req.content().clone(),
+            rendered: decision.facts.rendered.clone(),
+            twilio_content_sid: sid,
+            meta_template_id: meta,
+            purpose: req.purpose().cloned(),
+        };
+        Ok(Reserved::Go(Box::new((decision, id, message))))
+    }
+
+    fn apply(&self, db: Db<'_>, event: &Event, now: Timestamp) -> Result<IngestOutcome> {
+        match event {
+            Event::Inbound(m) => self.inbound(db, m, now),
+            Event::Consent(c) => {
+                if c.source.trim().is_empty() {
+                    return Err(Error::InvalidEvent(
+                        "consent source must not be empty".into(),
+                    ));
+                }
+                let uid = self.user(db, &c.user)?;
+                db.add_consent(
+                    self.id,
+                    uid,
+                    c.action,
+                    c.scope,
+                    c.at,
+                    c.received_at.unwrap_or(now),
+                    false,
+                    &c.source,
+                    c.evidence.as_deref(),
+                )?;
+                Ok(IngestOutcome::default())
+            }
+            Event::Template(t) => {
+                non_empty("name", &t.name)?;
+                non_empty("language", &t.language)?;
+                db.put_template(
+                    self.id,
+                    &t.name,
+                    &t.language,
+                    t.category,
+                    t.body.as_str(),
+                    &t.status,
+                    t.at,
+                    t.received_at.unwrap_or(now),
+                    t.twilio_content_sid.as_deref(),
+                    t.meta_template_id.as_deref(),
+                )?;
+                Ok(IngestOutcome::default())
+            }
+            Event::TemplateStatus(s) => {
+                db.set_template_status(
+                    self.id,
+                    &s.name,
+                    &s.language,
+                    &s.status,
+                    s.at,
+                    s.received_at.unwrap_or(now),
+                    "status_update",
+                )?;
+                Ok(IngestOutcome::default())
+            }
+            Event::Status(s) => self.status(db, s, now),
+        }
+    }
+
+    fn user(&self, db: Db<'_>, user: &Address) -> Result<i64> {
+        db.user_id(self.id, user.as_str(), true)?
+            .ok_or_else(|| Error::InvalidEvent(format!("user {user} could not be created")))
+    }
+
+    fn inbound(&self, db: Db<'_>, m: &InboundMessage, now: Timestamp) -> Result<IngestOutcome> {
+        let keyword = match (m.kind, &m.body) {
+            (MessageKind::Text, Some(body)) => self.gate.config.keywords.classify(body),
+            (MessageKind::Text, None) => {
+                return Err(Error::InvalidEvent("a text message needs a body".into()));
+            }
+            _ => None,
+        };
+        if m.id.as_deref().is_some_and(str::is_empty) {
+            return Err(Error::InvalidEvent("message id must not be empty".into()));
+        }
+        let received = m.received_at.unwrap_or(now);
+        let eff = crate::time::effective(m.at, received);
+        let uid = self.user(db, &m.from)?;
+        if !db.insert_inbound(self.id, uid, m, received, keyword)? {
+            return Ok(IngestOutcome {
+                duplicate: true,
+                ..IngestOutcome::default()
+            });
+        }
+        let opened = m.kind.opens_window();
+        if opened {
+            let referral = m.referral.map(|_| eff);
+            db.raise_window(self.id, uid, m.to.as_str(), Some(eff), None, referral)?;
+        }
+        let action = match keyword {
+            Some(Keyword::OptOut) => Some((Action::OptOut, false)),
+            Some(Keyword::OptIn) => Some((Action::OptIn, true)),
+            _ => None,
+        };
+        if let Some((action, conditional)) = action {
+            let evidence = format!(
+                "keyword {:?} in message {} from {} to {}",
+                crate::policy::normalize_keyword(m.body.as_deref().unwrap_or_default()),
+                m.id.as_deref().unwrap_or("(no id)"),
+                m.from,
+                m.to
+            );
+            db.add_consent(
+                self.id,
+                uid,
+                action,
+                Scope::All,
+                m.at,
+                received,
+                conditional,
+                "keyword",
+                Some(&evidence),
+            )?;
+        }
+        Ok(IngestOutcome {
+            duplicate: false,
+            keyword,
+            opened_window: opened,
+            feedback: None,
+        })
+    }
+
+    fn status(&self, db: Db<'_>, s: &StatusCallback, now: Timestamp) -> Result<IngestOutcome> {
+        let send = db
+            .send_by_provider_id(self.id, &s.id)?
+            .ok_or_else(|| Error::UnknownMessage(s.id.clone()))?;
+        db.advance_status(send.id, s.status)?;
+        let mut out = IngestOutcome::default();
+        if let Some(code) = s.error_code
+            && self.feedback(db, &send, code, s.received_at.unwrap_or(now))?
+        {
+            out.feedback = Some(code);
+        }
+        Ok(out)
+    }
+
+    /// Applies a provider error code about `send` once (RULES R7); returns
+    /// whether it took effect now.
+    fn feedback(&self, db: Db<'_>, send: &SendRow, code: u32, received: Timestamp) -> Result<bool> {
+        let Some(effect) = feedback_effect(code) else {
+            return Ok(false);
+        };
+        if !db.mark_feedback(self.id, send.id, code, received)? {
+            return Ok(false);
+        }
+        let s = send.at;
+        let evidence = format!(
+            "provider error {code} on message {}",
+            send.provider_id.as_deref().unwrap_or("(not accepted)")
+        );
+        match (effect, send.user_id) {
+            (Feedback::WindowClosed, Some(uid)) => {
+                db.raise_window(self.id, uid, &send.sender, None, Some(s), None)?;
+            }
+            (Feedback::OptOut(scope), Some(uid)) => {
+                db.add_consent(
+                    self.id,
+                    uid,
+                    Action::OptOut,
+                    scope,
+                    s,
+                    received,
+                    false,
+                    "provider_error",
+                    Some(&evidence),
+                )?;
+            }
+            (Feedback::Template(status), _) => {
+                if let Some((name, language)) = &send.template {
+                    let status = TemplateStatus::parse(status)?;
+                    db.set_template_status(
+                        self.id,
+                        name,
+                        language,
+                        &status,
+                        s,
+                        received,
+                        "provider_error",
+                    )?;
+                }
+            }
+            (_, None) => {}
+        }
+        Ok(true)
+    }
+}
+
+enum Reserved {
+    Done(Box<SendOutcome>),
+    Go(Box<(Decision, i64, OutboundMessage)>),
+}
+
+fn non_empty(what: &'static str, v: &str) -> Result<()> {
+    if v.trim().is_empty() {
+        Err(Error::Template(crate::policy::TemplateError::Empty(what)))
+    } else {
+        Ok(())
+    }
+}

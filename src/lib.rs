@@ -1,0 +1,94 @@
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+//! # wagate
+//!
+//! A policy gate for WhatsApp Business messages. Before a message goes out,
+//! wagate answers: *may it go out now, and in what form?* — `allow`,
+//! `template_required` or `deny`, with exactly one reason code and the
+//! facts behind it.
+//!
+//! It keeps what the answer depends on in SQLite, durably:
+//! - the 24-hour customer service window per (business, sender, user),
+//!   opened only by user messages, never moved back by late webhooks;
+//! - consent per (business, user) as an append-only audit trail of opt-in
+//!   and opt-out events, keywords (STOP, START, ...) included;
+//! - templates with their category, status and placeholders;
+//! - every send attempt with its decision, and provider feedback (error
+//!   codes such as Twilio 63016 or Meta 131047) learned from callbacks.
+//!
+//! The rules are in `RULES.md` terms: R1 addresses, R2 windows, R3 consent,
+//! R4 keywords, R5 templates, R6 the decision, R7 sending and feedback.
+//!
+//! ## Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use wagate::{Action, Address, ConsentEvent, Content, Event, Gate, InboundMessage,
+//!     ManualClock, Reason, Scope, SendRequest, Timestamp};
+//! use wagate::transport::RecordingTransport;
+//!
+//! let t = |s: &str| Timestamp::parse(s);
+//! // A fixed clock for the example; the default is the system clock.
+//! let clock = Arc::new(ManualClock::new(t("2026-03-01T10:05:00Z")?));
+//! let gate = Gate::open_in_memory()?.with_clock(clock); // or Gate::open("wagate.db")?
+//! let acme = gate.business("acme")?;
+//! let user = Address::parse("whatsapp:+15550001111")?;
+//! let sender = Address::parse("whatsapp:+14155238886")?;
+//!
+//! // The user opted in on a web form, then wrote to us.
+//! acme.ingest(&Event::Consent(ConsentEvent {
+//!     user: user.clone(), action: Action::OptIn, scope: Scope::All,
+//!     at: t("2026-03-01T08:00:00Z")?, received_at: None,
+//!     source: "web_form".into(), evidence: Some("signup form v3".into()),
+//! }))?;
+//! acme.ingest(&Event::Inbound(
+//!     InboundMessage::text(user.clone(), sender.clone(), "Where is my order?",
+//!         t("2026-03-01T10:00:00Z")?).with_id("SM1"),
+//! ))?;
+//!
+//! // A freeform reply inside the window goes out through the transport.
+//! let transport = RecordingTransport::new();
+//! let reply = SendRequest::between(sender.clone(), user.clone(), Content::text("It ships today."));
+//! let out = acme.send(&reply, "reply-1", &transport)?;
+//! assert_eq!(out.decision.reason, Reason::WindowOpen);
+//! assert_eq!(transport.sent().len(), 1);
+//!
+//! // A retry with the same key never sends twice.
+//! assert!(acme.send(&reply, "reply-1", &transport)?.duplicate());
+//! assert_eq!(transport.sent().len(), 1);
+//! # Ok::<(), wagate::Error>(())
+//! ```
+//!
+//! The pure core is [`policy::decide`]: it takes the facts and `now` and
+//! cannot fail. [`Gate`] adds the store (reads are a consistent snapshot;
+//! sends decide and reserve in one `BEGIN IMMEDIATE` transaction, call the
+//! transport with no transaction open, then record the answer).
+//!
+//! ## Layers
+//! [`address`] and [`time`] → [`policy`] (pure) → [`store`] (SQLite) →
+//! [`gate`] (store + policy + [`transport`]) → [`scenario`] (the replay
+//! format) → the `wagate` binary. Each module imports only from the ones
+//! before it.
+
+pub mod address;
+pub mod error;
+pub mod event;
+pub mod gate;
+pub mod policy;
+pub mod scenario;
+pub mod store;
+pub mod time;
+pub mod transport;
+
+pub use address::{Address, AddressError};
+pub use error::{Error, Result, StoreError};
+pub use event::{
+    ConsentEvent, DeliveryStatus, Event, InboundMessage, IngestOutcome, MessageKind, Referral,
+    StatusCallback, TemplateRecord, TemplateStatusUpdate,
+};
+pub use gate::{Business, ConsentRecord, Delivery, Gate, GateConfig, SendOutcome};
+pub use policy::{
+    Action, Category, ConsentState, Content, Decision, Keyword, Keywords, PolicyConfig, Purpose,
+    Reason, Scope, SendRequest, TemplateBody, TemplateStatus, Variables, Verdict,
+};
+pub use time::{Clock, ManualClock, SystemClock, TimeError, Timestamp};
