@@ -1,0 +1,70 @@
+//! Builders shared by the integration tests.
+
+use std::sync::Arc;
+
+use wagate::{
+    Action, Address, ConsentEvent, Event, Gate, InboundMessage, ManualClock, MessageKind, Scope,
+    Timestamp,
+};
+
+/// 2026-03-01T00:00:00Z: the origin of test times.
+pub const T0: i64 = 1_772_323_200_000;
+pub const HOUR: i64 = 3_600_000;
+pub const MINUTE: i64 = 60_000;
+
+pub fn t(ms: i64) -> Timestamp {
+    Timestamp::from_millis(T0 + ms)
+}
+
+pub fn addr(s: &str) -> Address {
+    Address::parse(s).unwrap()
+}
+
+pub fn user(i: u8) -> Address {
+    addr(&format!("whatsapp:+1555000{:04}", i))
+}
+
+pub fn sender(i: u8) -> Address {
+    addr(&format!("whatsapp:+1415523{:04}", 8886 + i as u16))
+}
+
+/// An in-memory gate with a manual clock.
+pub fn gate() -> (Gate, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(t(0)));
+    (
+        Gate::open_in_memory().unwrap().with_clock(clock.clone()),
+        clock,
+    )
+}
+
+pub fn inbound(
+    from: &Address,
+    to: &Address,
+    kind: MessageKind,
+    body: &str,
+    at: i64,
+    id: &str,
+) -> Event {
+    Event::Inbound(InboundMessage {
+        id: Some(id.to_owned()),
+        from: from.clone(),
+        to: to.clone(),
+        kind,
+        body: Some(body.to_owned()),
+        at: t(at),
+        received_at: Some(t(at)),
+        referral: None,
+    })
+}
+
+pub fn consent(u: &Address, action: Action, scope: Scope, at: i64) -> Event {
+    Event::Consent(ConsentEvent {
+        user: u.clone(),
+        action,
+        scope,
+        at: t(at),
+        received_at: Some(t(at)),
+        source: "test".into(),
+        evidence: None,
+    })
+}

@@ -1,0 +1,505 @@
+//! Integration tests on a real SQLite file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use wagate::transport::RecordingTransport;
+use wagate::{
+    Action, Category, Content, Error, Event, Gate, ManualClock, MessageKind, Reason, Scope,
+    SendRequest, TemplateBody, TemplateRecord, TemplateStatus, TemplateStatusUpdate, Variables,
+};
+
+use crate::common::*;
+
+/// A database path in the temp dir, removed (with its WAL files) on drop.
+pub struct TempDb(pub PathBuf);
+
+impl TempDb {
+    pub fn new(name: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let p =
+            std::env::temp_dir().join(format!("wagate-test-{}-{n}-{name}.db", std::process::id()));
+        let db = TempDb(p);
+        db.remove();
+        db
+    }
+
+    fn remove(&self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut s = self.0.clone().into_os_string();
+            s.push(suffix);
+            let _ = std::fs::remove_file(s);
+        }
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn open(db: &TempDb, clock: &Arc<ManualClock>) -> Gate {
+    Gate::open(&db.0).unwrap().with_clock(clock.clone())
+}
+
+fn template(name: &str, status: &str, at: i64) -> Event {
+    Event::Template(TemplateRecord {
+        name: name.into(),
+        language: "en".into(),
+        category: Category::Utility,
+        status: TemplateStatus::parse(status).unwrap(),
+        body: TemplateBody::parse("Order {{1}} shipped").unwrap(),
+        at: t(at),
+        received_at: None,
+        twilio_content_sid: Some("HX123".into()),
+        meta_template_id: None,
+    })
+}
+
+#[test]
+fn reopen_finds_everything() {
+    let db = TempDb::new("reopen");
+    let clock = Arc::new(ManualClock::new(t(HOUR)));
+    let u = user(1);
+    let s = sender(0);
+    let freeform = SendRequest::between(s.clone(), u.clone(), Content::text("hi"));
+    let tpl = SendRequest::between(
+        s.clone(),
+        u.clone(),
+        Content::template("shipped", "en", Variables::positional(["A-1"])),
+    );
+    let transport = RecordingTransport::new();
+    let before = {
+        let gate = open(&db, &clock);
+        let b = gate.business("acme").unwrap();
+        b.ingest(&consent(&u, Action::OptIn, Scope::All, 0))
+            .unwrap();
+        b.ingest(&template("shipped", "approved", 0)).unwrap();
+        b.ingest(&inbound(&u, &s, MessageKind::Text, "hello", HOUR, "SM1"))
+            .unwrap();
+        let sent = b.send(&freeform, "out-1", &transport).unwrap();
+        assert!(sent.sent());
+        (
+            b.check(&freeform).unwrap(),
+            b.check(&tpl).unwrap(),
+            b.consent_history(&u).unwrap(),
+        )
+    };
+    let gate = open(&db, &clock);
+    let b = gate.business("acme").unwrap();
+    assert_eq!(b.check(&freeform).unwrap(), before.0);
+    assert_eq!(before.0.reason, Reason::WindowOpen);
+    assert_eq!(b.check(&tpl).unwrap(), before.1);
+    assert_eq!(before.1.reason, Reason::WindowOpen);
+    assert_eq!(b.consent_history(&u).unwrap(), before.2);
+    assert_eq!(before.2.len(), 1);
+    // The inbound id and the send key are remembered across the reopen.
+    let again = b
+        .ingest(&inbound(&u, &s, MessageKind::Text, "hello", HOUR, "SM1"))
+        .unwrap();
+    assert!(again.duplicate);
+    let retry = b.send(&freeform, "out-1", &transport).unwrap();
+    assert!(retry.duplicate());
+    assert_eq!(transport.sent().len(), 1);
+    // The window closes 24h after the inbound, after the reopen too.
+    clock.set(t(25 * HOUR));
+    assert_eq!(b.check(&freeform).unwrap().reason, Reason::WindowClosed);
+    // A status callback names the message by its provider id.
+    b.ingest(&Event::Status(wagate::StatusCallback {
+        id: "out-1".into(),
+        status: wagate::DeliveryStatus::Delivered,
+        error_code: None,
+        at: t(2 * HOUR),
+        received_at: None,
+    }))
+    .unwrap();
+}
+
+#[test]
+fn refuses_a_newer_schema() {
+    let db = TempDb::new("newer");
+    drop(Gate::open(&db.0).unwrap());
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, wagate::store::SCHEMA_VERSION);
+    conn.pragma_update(None, "user_version", version + 1)
+        .unwrap();
+    drop(conn);
+    match Gate::open(&db.0) {
+        Err(Error::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (version + 1, version));
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[test]
+fn refuses_a_foreign_database() {
+    let db = TempDb::new("foreign");
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    conn.pragma_update(None, "application_id", 42).unwrap();
+    conn.execute_batch("CREATE TABLE notes (x TEXT)").unwrap();
+    drop(conn);
+    assert!(matches!(Gate::open(&db.0), Err(Error::Corrupt { .. })));
+}
+
+#[test]
+fn pragmas_are_durable() {
+    let db = TempDb::new("pragmas");
+    let gate = Gate::open(&db.0).unwrap();
+    drop(gate);
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let strict: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM pragma_table_list WHERE schema = 'main' AND name NOT LIKE 'sqlite_%' AND strict = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(strict, 0, "every table is STRICT");
+}
+
+#[test]
+fn consent_trail_is_append_only() {
+    let db = TempDb::new("append-only");
+    let clock = Arc::new(ManualClock::new(t(0)));
+    let gate = open(&db, &clock);
+    gate.business("acme")
+        .unwrap()
+        .ingest(&consent(&user(1), Action::OptIn, Scope::All, 0))
+        .unwrap();
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let upd = conn.execute("UPDATE consent_events SET action = 'opt_out'", []);
+    assert!(upd.unwrap_err().to_string().contains("append-only"));
+    let del = conn.execute("DELETE FROM consent_events", []);
+    assert!(del.unwrap_err().to_string().contains("append-only"));
+}
+
+#[test]
+fn corrupt_rows_fail_closed() {
+    let db = TempDb::new("corrupt");
+    let clock = Arc::new(ManualClock::new(t(HOUR)));
+    let gate = open(&db, &clock);
+    let b = gate.business("acme").unwrap();
+    let u = user(1);
+    b.ingest(&consent(&u, Action::OptIn, Scope::All, 0))
+        .unwrap();
+    b.ingest(&template("shipped", "approved", 0)).unwrap();
+    b.ingest(&inbound(
+        &u,
+        &sender(0),
+        MessageKind::Text,
+        "hi",
+        HOUR,
+        "SM1",
+    ))
+    .unwrap();
+    let freeform = SendRequest::between(sender(0), u.clone(), Content::text("hi"));
+    assert!(b.check(&freeform).unwrap().is_allowed());
+    // A template body that no longer parses: an error, not an allow.
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    conn.execute("UPDATE templates SET body = 'Hi {{ 1 }}'", [])
+        .unwrap();
+    let tpl = SendRequest::between(
+        sender(0),
+        u.clone(),
+        Content::template("shipped", "en", Variables::positional(["A"])),
+    );
+    assert!(matches!(
+        b.check(&tpl),
+        Err(Error::Corrupt {
+            table: "templates",
+            ..
+        })
+    ));
+    // A consent row with an action the code does not know.
+    conn.pragma_update(None, "ignore_check_constraints", true)
+        .unwrap();
+    conn.execute(
+        "INSERT INTO consent_events (business_id, user_id, action, scope, at, received_at, effective, conditional, source)
+         SELECT business_id, user_id, 'maybe', 'all', 0, 0, 0, 0, 'x' FROM consent_events LIMIT 1",
+        [],
+    )
+    .unwrap();
+    assert!(matches!(b.check(&freeform), Err(Error::Corrupt { .. })));
+    let transport = RecordingTransport::new();
+    assert!(b.send(&freeform, "k", &transport).is_err());
+    assert!(transport.sent().is_empty());
+}
+
+#[test]
+fn batch_items_fail_alone() {
+    let db = TempDb::new("batch");
+    let clock = Arc::new(ManualClock::new(t(HOUR)));
+    let gate = open(&db, &clock);
+    let b = gate.business("acme").unwrap();
+    let u = user(1);
+    let events = vec![
+        consent(&u, Action::OptIn, Scope::All, 0),
+        Event::TemplateStatus(TemplateStatusUpdate {
+            name: "never".into(),
+            language: "en".into(),
+            status: TemplateStatus::parse("paused").unwrap(),
+            at: t(0),
+            received_at: None,
+        }),
+        inbound(&u, &sender(0), MessageKind::Text, "STOP", HOUR, "SM1"),
+        Event::Inbound(wagate::InboundMessage {
+            body: None,
+            ..match inbound(&u, &sender(0), MessageKind::Text, "", HOUR, "SM2") {
+                Event::Inbound(m) => m,
+                _ => unreachable!(),
+            }
+        }),
+    ];
+    let out = b.ingest_batch(&events).unwrap();
+    assert!(out[0].is_ok());
+    assert!(matches!(out[1], Err(Error::UnknownTemplate { .. })));
+    assert!(out[2].is_ok());
+    assert!(matches!(out[3], Err(Error::InvalidEvent(_))));
+    drop(gate);
+    // Everything acknowledged is durable; nothing of the failed items is there.
+    let gate = open(&db, &clock);
+    let b = gate.business("acme").unwrap();
+    let history = b.consent_history(&u).unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].source, "keyword");
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM inbound_messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1, "the body-less text left no row");
+}
+
+#[test]
+fn inbound_is_idempotent_under_concurrent_retries() {
+    let db = TempDb::new("retries");
+    let clock = Arc::new(ManualClock::new(t(HOUR)));
+    let gate = Arc::new(open(&db, &clock));
+    let u = user(1);
+    let event = inbound(&u, &sender(0), MessageKind::Text, "STOP", HOUR, "SMdup");
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let gate = gate.clone();
+            let event = event.clone();
+            std::thread::spawn(move || {
+                let b = gate.business("acme").unwrap();
+                (0..10)
+                    .filter(|_| !b.ingest(&event).unwrap().duplicate)
+                    .count()
+            })
+        })
+        .collect();
+    let firsts: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(firsts, 1, "exactly one delivery is new");
+    let b = gate.business("acme").unwrap();
+    assert_eq!(
+        b.consent_history(&u).unwrap().len(),
+        1,
+        "one STOP, one opt-out"
+    );
+    // A second process (connection) retrying sees the same.
+    let other = open(&db, &clock);
+    assert!(
+        other
+            .business("acme")
+            .unwrap()
+            .ingest(&event)
+            .unwrap()
+            .duplicate
+    );
+}
+
+#[test]
+fn businesses_are_isolated() {
+    let db = TempDb::new("tenants");
+    let clock = Arc::new(ManualClock::new(t(HOUR)));
+    let gate = open(&db, &clock);
+    let a = gate.business("a").unwrap();
+    let b = gate.business("b").unwrap();
+    let u = user(1);
+    a.ingest(&consent(&u, Action::OptIn, Scope::All, 0))
+        .unwrap();
+    a.ingest(&inbound(
+        &u,
+        &sender(0),
+        MessageKind::Text,
+        "hi",
+        HOUR,
+        "SM1",
+    ))
+    .unwrap();
+    let req = SendRequest::between(sender(0), u.clone(), Content::text("hi"));
+    assert_eq!(a.check(&req).unwrap().reason, Reason::WindowOpen);
+    assert_eq!(b.check(&req).unwrap().reason, Reason::NoOptIn);
+    // The same provider id in another business is another message.
+    assert!(
+        !b.ingest(&inbound(
+            &u,
+            &sender(0),
+            MessageKind::Text,
+            "hi",
+            HOUR,
+            "SM1"
+        ))
+        .unwrap()
+        .duplicate
+    );
+}
+
+#[test]
+fn provider_feedback_takes_effect_once() {
+    let db = TempDb::new("feedback");
+    let clock = Arc::new(ManualClock::new(t(HOUR)));
+    let gate = open(&db, &clock);
+    let b = gate.business("acme").unwrap();
+    let u = user(1);
+    b.ingest(&consent(&u, Action::OptIn, Scope::All, 0))
+        .unwrap();
+    b.ingest(&inbound(
+        &u,
+        &sender(0),
+        MessageKind::Text,
+        "hi",
+        HOUR,
+        "SM1",
+    ))
+    .unwrap();
+    let transport = RecordingTransport::new();
+    let req = SendRequest::between(sender(0), u.clone(), Content::text("hi"));
+    clock.set(t(2 * HOUR));
+    assert!(b.send(&req, "out-1", &transport).unwrap().sent());
+    let status = |status, code, at| {
+        Event::Status(wagate::StatusCallback {
+            id: "out-1".into(),
+            status,
+            error_code: code,
+            at: t(at),
+            received_at: None,
+        })
+    };
+    use wagate::DeliveryStatus::*;
+    clock.set(t(3 * HOUR));
+    assert_eq!(
+        b.ingest(&status(Failed, Some(21610), 3 * HOUR))
+            .unwrap()
+            .feedback,
+        Some(21610)
+    );
+    // Twice, and late: no second opt-out in the trail.
+    assert_eq!(
+        b.ingest(&status(Undelivered, Some(21610), 3 * HOUR))
+            .unwrap()
+            .feedback,
+        None
+    );
+    let history = b.consent_history(&u).unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].source, "provider_error");
+    assert_eq!(
+        history[1].effective,
+        t(2 * HOUR),
+        "takes effect at the send time"
+    );
+    // Statuses only move forward.
+    b.ingest(&status(Queued, None, 4 * HOUR)).unwrap();
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let s: String = conn
+        .query_row(
+            "SELECT status FROM sends WHERE idempotency_key = 'out-1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(s, "failed");
+    // An unknown message id is a typed error.
+    let err = b
+        .ingest(&Event::Status(wagate::StatusCallback {
+            id: "nope".into(),
+            status: Delivered,
+            error_code: None,
+            at: t(0),
+            received_at: None,
+        }))
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownMessage(ref id) if id == "nope"));
+}
+
+#[test]
+fn transport_errors_feed_back_and_retry_rules() {
+    let clock = Arc::new(ManualClock::new(t(HOUR)));
+    let db = TempDb::new("transport");
+    let gate = open(&db, &clock);
+    let b = gate.business("acme").unwrap();
+    let u = user(1);
+    b.ingest(&consent(&u, Action::OptIn, Scope::All, 0))
+        .unwrap();
+    b.ingest(&inbound(
+        &u,
+        &sender(0),
+        MessageKind::Text,
+        "hi",
+        HOUR,
+        "SM1",
+    ))
+    .unwrap();
+    let transport = RecordingTransport::new();
+    let req = SendRequest::between(sender(0), u.clone(), Content::text("hi"));
+    // A transient failure: the same key may try again, and then sends once.
+    transport.fail_next(wagate::transport::TransportError {
+        transient: true,
+        code: None,
+        message: "timeout".into(),
+    });
+    let first = b.send(&req, "k1", &transport).unwrap();
+    assert!(matches!(
+        first.delivery,
+        wagate::Delivery::Refused {
+            transient: true,
+            ..
+        }
+    ));
+    assert!(b.send(&req, "k1", &transport).unwrap().sent());
+    assert!(b.send(&req, "k1", &transport).unwrap().duplicate());
+    assert_eq!(transport.sent().len(), 1);
+    // A provider refusal with 63016 closes the window at the send time.
+    transport.fail_next(wagate::transport::TransportError {
+        transient: false,
+        code: Some(63016),
+        message: "outside window".into(),
+    });
+    clock.set(t(2 * HOUR));
+    let refused = b.send(&req, "k2", &transport).unwrap();
+    assert!(matches!(
+        refused.delivery,
+        wagate::Delivery::Refused {
+            transient: false,
+            code: Some(63016),
+            ..
+        }
+    ));
+    assert_eq!(b.check(&req).unwrap().reason, Reason::WindowClosed);
+    // A permanent refusal holds its key: a retry reports the duplicate.
+    assert!(b.send(&req, "k2", &transport).unwrap().duplicate());
+    // A new inbound opens a new window.
+    b.ingest(&inbound(
+        &u,
+        &sender(0),
+        MessageKind::Text,
+        "hello?",
+        3 * HOUR,
+        "SM2",
+    ))
+    .unwrap();
+    clock.set(t(3 * HOUR));
+    assert_eq!(b.check(&req).unwrap().reason, Reason::WindowOpen);
+}
