@@ -120,8 +120,9 @@ CREATE TABLE sends (
     reason            TEXT NOT NULL,
     -- denied: never reached the transport; reserved: handed to it, answer
     -- not recorded yet; sent: accepted; failed: refused for good;
-    -- retryable: refused, a retry with the same key may try again.
-    state             TEXT NOT NULL CHECK (state IN ('denied', 'reserved', 'sent', 'failed', 'retryable')),
+    -- retryable: refused, a retry with the same key may try again;
+    -- duplicate: a retry of a key that had reached the transport.
+    state             TEXT NOT NULL CHECK (state IN ('denied', 'reserved', 'sent', 'failed', 'retryable', 'duplicate')),
     provider_id       TEXT,
     status            TEXT,
     status_rank       INTEGER,

@@ -64,6 +64,18 @@ pub enum Error {
     Poisoned,
 }
 
+impl Error {
+    /// Whether the store failed (SQLite, a corrupt row, a schema this build
+    /// does not know, a poisoned lock), as opposed to bad input. A store
+    /// failure fails a whole batch; bad input fails only its own item.
+    pub fn is_store_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Store(_) | Error::Poisoned | Error::Corrupt { .. } | Error::SchemaTooNew { .. }
+        )
+    }
+}
+
 /// A failure inside SQLite (IO, locking, constraint).
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]

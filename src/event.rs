@@ -187,6 +187,40 @@ pub struct ConsentEvent {
     pub source: String,
     /// Free-form proof: a form version, a screenshot id, an export name.
     pub evidence: Option<String>,
+    /// An opt-in keyword recorded elsewhere (START, YES): it counts only if
+    /// the user was opted out just before it (RULES R4). `false` for
+    /// consent the business recorded; `wagate export` sets it for keyword
+    /// opt-ins so that an import keeps their meaning.
+    pub conditional: bool,
+}
+
+impl ConsentEvent {
+    /// An unconditional consent event with no evidence, received now.
+    pub fn new(
+        user: Address,
+        action: Action,
+        scope: Scope,
+        at: Timestamp,
+        source: impl Into<String>,
+    ) -> Self {
+        ConsentEvent {
+            user,
+            action,
+            scope,
+            at,
+            received_at: None,
+            source: source.into(),
+            evidence: None,
+            conditional: false,
+        }
+    }
+
+    /// Sets the evidence.
+    #[must_use]
+    pub fn with_evidence(mut self, evidence: impl Into<String>) -> Self {
+        self.evidence = Some(evidence.into());
+        self
+    }
 }
 
 /// A template registration or update, with its definition.

@@ -17,7 +17,9 @@ use crate::policy::{
     Action, Content, Decision, Facts, Keyword, Keywords, PolicyConfig, Scope, SendRequest,
     TemplateStatus, Verdict, WindowFacts, decide, fold_applied,
 };
-use crate::store::{Db, NewSend, SendRow, SendState, Store, Writer};
+use crate::store::{
+    ConsentRow, Db, NewSend, SendRow, SendState, Stats, Store, TemplateRow, Writer,
+};
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::transport::{Accepted, Failure, OutboundMessage, Transport};
 
@@ -251,8 +253,10 @@ impl Business<'_> {
     /// A typed error naming the problem with the event (nothing is
     /// written), or a store error.
     pub fn ingest(&self, event: &Event) -> Result<IngestOutcome> {
-        let now = self.gate.clock.now();
-        self.gate.write(|w| self.apply(w.db(), event, now))
+        self.gate.write(|w| {
+            let now = self.gate.clock.now();
+            self.apply(w.db(), event, now)
+        })
     }
 
     /// Ingests events in one transaction. Each event is applied in a
@@ -262,8 +266,8 @@ impl Business<'_> {
     /// # Errors
     /// A store error that fails the whole batch (then nothing landed).
     pub fn ingest_batch(&self, events: &[Event]) -> Result<Vec<Result<IngestOutcome>>> {
-        let now = self.gate.clock.now();
         self.gate.write(|w| {
+            let now = self.gate.clock.now();
             events
                 .iter()
                 .map(|e| w.item(|db| self.apply(db, e, now)))
@@ -276,8 +280,8 @@ impl Business<'_> {
     /// # Errors
     /// A store error or an unreadable row: never an allow by default.
     pub fn check(&self, req: &SendRequest) -> Result<Decision> {
-        let now = self.gate.clock.now();
-        self.gate.read(|db| self.decide(db, req, now))
+        self.gate
+            .read(|db| self.decide(db, req, self.gate.clock.now()))
     }
 
     /// Decides a send request, records the attempt and its decision, and
@@ -312,9 +316,12 @@ impl Business<'_> {
                 "idempotency key must not be empty".into(),
             ));
         }
-        let now = self.gate.clock.now();
-        let reserved = self.gate.write(|w| self.reserve(w.db(), req, key, now))?;
-        let (decision, id, message) = match reserved {
+        // `now` is read once the write lock is held: the decision and the
+        // recorded send time `s` are those of the moment of reservation.
+        let reserved = self
+            .gate
+            .write(|w| self.reserve(w.db(), req, key, self.gate.clock.now()))?;
+        let (decision, id, message, now) = match reserved {
             Reserved::Done(outcome) => return Ok(*outcome),
             Reserved::Go(go) => *go,
         };
@@ -340,6 +347,7 @@ impl Business<'_> {
                     if let Some(code) = e.provider_code() {
                         let sent = SendRow {
                             id,
+                            key: key.to_owned(),
                             sender: message.from.as_str().to_owned(),
                             user_id: db.user_id(self.id, message.to.as_str(), false)?,
                             at: now,
@@ -354,7 +362,7 @@ impl Business<'_> {
                             provider_id: None,
                             status: None,
                         };
-                        self.feedback(db, &sent, code, now)?;
+                        self.feedback(db, &sent, code, self.gate.clock.now())?;
                     }
                     Ok(Delivery::Refused {
                         transient: e.is_transient(),
@@ -428,6 +436,38 @@ impl Business<'_> {
         })
     }
 
+    /// Calls `f` with every consent event of this business received at or
+    /// after `since` (all when `None`), with the user's key, in ingest
+    /// order, streaming from one read snapshot.
+    ///
+    /// # Errors
+    /// What `f` returns, or a store error.
+    pub fn export_consent(
+        &self,
+        since: Option<Timestamp>,
+        f: impl FnMut(&str, &ConsentRow) -> Result<()>,
+    ) -> Result<()> {
+        self.gate.read(|db| db.for_each_consent(self.id, since, f))
+    }
+
+    /// Counts of users, consent states and windows open now.
+    ///
+    /// # Errors
+    /// A store error or an unreadable row.
+    pub fn stats(&self) -> Result<Stats> {
+        let now = self.gate.clock.now();
+        let margin = self.gate.config.policy.margin_ms;
+        self.gate.read(|db| db.stats(self.id, now, margin))
+    }
+
+    /// Every registered template, by name and language.
+    ///
+    /// # Errors
+    /// A store error or an unreadable row.
+    pub fn templates(&self) -> Result<Vec<TemplateRow>> {
+        self.gate.read(|db| db.templates(self.id))
+    }
+
     fn facts(&self, db: Db<'_>, req: &SendRequest) -> Result<Facts> {
         let (Ok(sender), Ok(user)) = (req.sender(), req.user()) else {
             return Ok(Facts::default());
@@ -473,18 +513,10 @@ impl Business<'_> {
         now: Timestamp,
     ) -> Result<Reserved> {
         let mut decision = self.decide(db, req, now)?;
-        if let Some(prev) = db.send_by_key(self.id, key)? {
+        let prev = db.send_by_key(self.id, key)?;
+        if let Some(prev) = &prev {
             decision.reason = prev.reason;
             decision.verdict = prev.reason.verdict();
-            let provider_id = if prev.state == SendState::Sent {
-                prev.provider_id
-            } else {
-                None
-            };
-            return Ok(Reserved::Done(Box::new(SendOutcome {
-                decision,
-                delivery: Delivery::Duplicate { provider_id },
-            })));
         }
         let raw = |a: Result<&Address, &crate::AddressError>| match a {
             Ok(a) => a.as_str().to_owned(),
@@ -509,8 +541,16 @@ impl Business<'_> {
                 template,
                 purpose: req.purpose().map(|p| p.as_str()),
                 reason: decision.reason,
+                duplicate: prev.is_some(),
             },
         )?;
+        if let Some(prev) = prev {
+            let provider_id = prev.provider_id.filter(|_| prev.state == SendState::Sent);
+            return Ok(Reserved::Done(Box::new(SendOutcome {
+                decision,
+                delivery: Delivery::Duplicate { provider_id },
+            })));
+        }
         let (Verdict::Allow, Ok(from), Ok(to)) = (decision.verdict, req.sender(), req.user())
         else {
             return Ok(Reserved::Done(Box::new(SendOutcome {
@@ -535,7 +575,7 @@ impl Business<'_> {
             meta_template_id: meta,
             purpose: req.purpose().cloned(),
         };
-        Ok(Reserved::Go(Box::new((decision, id, message))))
+        Ok(Reserved::Go(Box::new((decision, id, message, now))))
     }
 
     fn apply(&self, db: Db<'_>, event: &Event, now: Timestamp) -> Result<IngestOutcome> {
@@ -555,7 +595,7 @@ impl Business<'_> {
                     c.scope,
                     c.at,
                     c.received_at.unwrap_or(now),
-                    false,
+                    c.conditional,
                     &c.source,
                     c.evidence.as_deref(),
                 )?;
@@ -612,7 +652,21 @@ impl Business<'_> {
         }
         let received = m.received_at.unwrap_or(now);
         let eff = crate::time::effective(m.at, received);
-        let uid = self.user(db, &m.from)?;
+        // A duplicate changes nothing, not even the users table.
+        let uid = match db.user_id(self.id, m.from.as_str(), false)? {
+            Some(uid) => uid,
+            None => {
+                if let Some(id) = &m.id
+                    && db.inbound_exists(self.id, id)?
+                {
+                    return Ok(IngestOutcome {
+                        duplicate: true,
+                        ..IngestOutcome::default()
+                    });
+                }
+                self.user(db, &m.from)?
+            }
+        };
         if !db.insert_inbound(self.id, uid, m, received, keyword)? {
             return Ok(IngestOutcome {
                 duplicate: true,
@@ -681,10 +735,13 @@ impl Business<'_> {
             return Ok(false);
         }
         let s = send.at;
-        let evidence = format!(
-            "provider error {code} on message {}",
-            send.provider_id.as_deref().unwrap_or("(not accepted)")
-        );
+        // The effect is dated at the send, whenever the callback arrived;
+        // a callback stamped before `s` (clock skew) must not move it earlier.
+        let received = received.max(s);
+        let evidence = match &send.provider_id {
+            Some(pid) => format!("provider error {code} on message {pid} (send {})", send.key),
+            None => format!("provider error {code} refusing send {}", send.key),
+        };
         match (effect, send.user_id) {
             (Feedback::WindowClosed, Some(uid)) => {
                 db.raise_window(self.id, uid, &send.sender, None, Some(s), None)?;
@@ -724,7 +781,7 @@ impl Business<'_> {
 
 enum Reserved {
     Done(Box<SendOutcome>),
-    Go(Box<(Decision, i64, OutboundMessage)>),
+    Go(Box<(Decision, i64, OutboundMessage, Timestamp)>),
 }
 
 fn non_empty(what: &'static str, v: &str) -> Result<()> {

@@ -36,11 +36,10 @@
 //! let sender = Address::parse("whatsapp:+14155238886")?;
 //!
 //! // The user opted in on a web form, then wrote to us.
-//! acme.ingest(&Event::Consent(ConsentEvent {
-//!     user: user.clone(), action: Action::OptIn, scope: Scope::All,
-//!     at: t("2026-03-01T08:00:00Z")?, received_at: None,
-//!     source: "web_form".into(), evidence: Some("signup form v3".into()),
-//! }))?;
+//! acme.ingest(&Event::Consent(
+//!     ConsentEvent::new(user.clone(), Action::OptIn, Scope::All, t("2026-03-01T08:00:00Z")?, "web_form")
+//!         .with_evidence("signup form v3"),
+//! ))?;
 //! acme.ingest(&Event::Inbound(
 //!     InboundMessage::text(user.clone(), sender.clone(), "Where is my order?",
 //!         t("2026-03-01T10:00:00Z")?).with_id("SM1"),

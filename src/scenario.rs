@@ -1,5 +1,6 @@
-//! The scenario format of `wagate replay` (JSON Lines, one event or
-//! question per line), run against a fresh in-memory gate.
+//! The scenario format of `wagate replay` and `wagate ingest` (JSON Lines,
+//! one event or question per line; see `FORMAT.md` in the conformance
+//! suite), and a runner on a fresh in-memory gate.
 //!
 //! ```
 //! use wagate::scenario::Replay;
@@ -26,15 +27,204 @@ use crate::event::{
     ConsentEvent, Event, InboundMessage, MessageKind, Referral, StatusCallback, TemplateRecord,
     TemplateStatusUpdate,
 };
-use crate::gate::{Gate, GateConfig, SendOutcome};
+use crate::gate::{Business, Gate, GateConfig, SendOutcome};
 use crate::policy::{
-    Category, Content, PolicyConfig, Purpose, SendRequest, TemplateBody, TemplateStatus, Variables,
+    Category, Content, PolicyConfig, Purpose, Scope, SendRequest, TemplateBody, TemplateStatus,
+    Variables,
 };
 use crate::time::{ManualClock, Timestamp};
 use crate::transport::RecordingTransport;
 
 /// The business a replay runs as.
 pub const BUSINESS: &str = "default";
+
+/// One parsed scenario line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Line {
+    /// Blank or a `#` comment.
+    Skip,
+    /// `config`: the window margin, in milliseconds.
+    Config {
+        /// The margin.
+        margin_ms: i64,
+    },
+    /// `inbound`, `consent`, `template` or `status`.
+    Event {
+        /// The line's `at`.
+        at: Timestamp,
+        /// The event.
+        event: Event,
+    },
+    /// `check` or `send`.
+    Ask {
+        /// The line's `at`: the decision's `now`.
+        at: Timestamp,
+        /// The request.
+        request: SendRequest,
+        /// `Some(key)` for `send` (the line's `id`, if given), `None` for
+        /// `check`.
+        send: Option<Option<String>>,
+    },
+}
+
+/// Why a line cannot be applied, in words a person can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LineError(pub String);
+
+impl From<Error> for LineError {
+    fn from(e: Error) -> Self {
+        LineError(e.to_string())
+    }
+}
+
+type LineResult<T> = std::result::Result<T, LineError>;
+
+/// The ops of the format.
+pub const OPS: [&str; 7] = [
+    "config", "inbound", "consent", "template", "check", "send", "status",
+];
+
+/// Parses one line of the scenario format.
+///
+/// # Errors
+/// A [`LineError`] naming what is wrong (bad JSON, unknown op, missing
+/// field, bad time, invalid address in an event, malformed template).
+pub fn parse_line(text: &str) -> std::result::Result<Line, LineError> {
+    let text = text.trim();
+    if text.is_empty() || text.starts_with('#') {
+        return Ok(Line::Skip);
+    }
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| LineError(format!("bad JSON: {e}")))?;
+    let Value::Object(obj) = value else {
+        return Err(LineError(
+            "expected a JSON object with an \"op\" field".into(),
+        ));
+    };
+    let f = Fields(&obj);
+    let op = f.str("op")?;
+    if !OPS.contains(&op) {
+        return Err(LineError(format!(
+            "unknown op {op:?}: expected one of {}",
+            OPS.join(", ")
+        )));
+    }
+    if op == "config" {
+        let margin = match obj.get("margin_seconds") {
+            None => 0,
+            Some(v) => v
+                .as_i64()
+                .filter(|m| (0..=86_400).contains(m))
+                .ok_or_else(|| {
+                    LineError(
+                        "margin_seconds must be a whole number of seconds from 0 to 86400".into(),
+                    )
+                })?,
+        };
+        return Ok(Line::Config {
+            margin_ms: margin * 1000,
+        });
+    }
+    let at = f.time("at")?;
+    let received_at = Some(f.opt_time("received_at")?.unwrap_or(at));
+    let event = match op {
+        "inbound" => Event::Inbound(InboundMessage {
+            id: f.opt_str("id")?.map(str::to_owned),
+            from: f.address("from")?,
+            to: f.address("to")?,
+            kind: match f.opt_str("kind")? {
+                Some(k) => k.parse::<MessageKind>()?,
+                None => MessageKind::Text,
+            },
+            body: f.opt_str("body")?.map(str::to_owned),
+            at,
+            received_at,
+            referral: f
+                .opt_str("referral")?
+                .map(str::parse::<Referral>)
+                .transpose()?,
+        }),
+        "consent" => Event::Consent(ConsentEvent {
+            user: f.address("user")?,
+            action: f.str("action")?.parse().map_err(Error::from)?,
+            scope: match f.opt_str("scope")? {
+                Some(s) => s.parse().map_err(Error::from)?,
+                None => Scope::All,
+            },
+            at,
+            received_at,
+            source: f.str("source")?.to_owned(),
+            evidence: f.opt_str("evidence")?.map(str::to_owned),
+            conditional: match obj.get("conditional") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    return Err(LineError(
+                        "field \"conditional\" must be true or false".into(),
+                    ));
+                }
+            },
+        }),
+        "template" => {
+            let name = f.str("name")?.to_owned();
+            let language = f.str("language")?.to_owned();
+            let status = TemplateStatus::parse(f.str("status")?).map_err(Error::from)?;
+            if !obj.contains_key("body") && !obj.contains_key("category") {
+                // A status-only change of a registered template.
+                Event::TemplateStatus(TemplateStatusUpdate {
+                    name,
+                    language,
+                    status,
+                    at,
+                    received_at,
+                })
+            } else {
+                Event::Template(TemplateRecord {
+                    name,
+                    language,
+                    category: Category::parse(f.str("category")?).map_err(Error::from)?,
+                    status,
+                    body: TemplateBody::parse(f.str("body")?).map_err(Error::from)?,
+                    at,
+                    received_at,
+                    twilio_content_sid: f.opt_str("twilio_content_sid")?.map(str::to_owned),
+                    meta_template_id: f.opt_str("meta_template_id")?.map(str::to_owned),
+                })
+            }
+        }
+        "status" => Event::Status(StatusCallback {
+            id: f.str("id")?.to_owned(),
+            status: f.str("status")?.parse()?,
+            error_code: f.error_code()?,
+            at,
+            received_at,
+        }),
+        _ => {
+            // check or send
+            let content = match (obj.get("text"), obj.get("template")) {
+                (Some(_), None) => Content::text(f.str("text")?),
+                (None, Some(_)) => Content::template(
+                    f.str("template")?,
+                    f.str("language")?,
+                    obj.get("variables")
+                        .map(Variables::from_json)
+                        .unwrap_or_default(),
+                ),
+                _ => return Err(LineError("need exactly one of text or template".into())),
+            };
+            let mut request = SendRequest::new(f.str("from")?, f.str("to")?, content);
+            if let Some(p) = f.opt_str("purpose")? {
+                request = request.with_purpose(Purpose::parse(p));
+            }
+            let send = (op == "send")
+                .then(|| f.opt_str("id").map(|k| k.map(str::to_owned)))
+                .transpose()?;
+            return Ok(Line::Ask { at, request, send });
+        }
+    };
+    Ok(Line::Event { at, event })
+}
 
 /// The output of a whole scenario.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,6 +233,36 @@ pub struct Report {
     pub lines: Vec<String>,
     /// How many lines failed.
     pub errors: usize,
+}
+
+/// One output line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// The JSON object, starting with `"line"`.
+    pub json: String,
+    /// Whether it is an error line.
+    pub is_error: bool,
+}
+
+impl Output {
+    /// `{"line": n, "error": "..."}`.
+    pub fn error(n: usize, message: &str) -> Self {
+        Output {
+            json: with_line(n, &serde_json::json!({ "error": message }).to_string()),
+            is_error: true,
+        }
+    }
+
+    /// `{"line": n, ...fields of value}`.
+    pub fn value<T: Serialize>(n: usize, value: &T) -> Self {
+        match serde_json::to_string(value) {
+            Ok(body) => Output {
+                json: with_line(n, &body),
+                is_error: false,
+            },
+            Err(e) => Output::error(n, &format!("cannot print the result: {e}")),
+        }
+    }
 }
 
 /// A scenario in progress: one fresh engine.
@@ -60,16 +280,28 @@ impl Default for Replay {
     }
 }
 
-/// A line that could not be applied: the message a person can act on.
-struct LineError(String);
-
-impl From<Error> for LineError {
-    fn from(e: Error) -> Self {
-        LineError(e.to_string())
-    }
+/// A `send` line's output: the outcome, plus two flags.
+#[derive(Serialize)]
+pub struct SendLine<'a> {
+    /// The decision and delivery.
+    #[serde(flatten)]
+    pub outcome: &'a SendOutcome,
+    /// Whether this line handed the message to the transport.
+    pub sent: bool,
+    /// Whether the key had already reached the transport.
+    pub duplicate: bool,
 }
 
-type LineResult<T> = std::result::Result<T, LineError>;
+impl<'a> SendLine<'a> {
+    /// The line for an outcome.
+    pub fn new(outcome: &'a SendOutcome) -> Self {
+        SendLine {
+            sent: outcome.sent(),
+            duplicate: outcome.duplicate(),
+            outcome,
+        }
+    }
+}
 
 impl Replay {
     /// A fresh engine with the default configuration.
@@ -86,16 +318,14 @@ impl Replay {
     /// Runs a whole scenario.
     ///
     /// # Errors
-    /// Only when the in-memory store cannot be created; bad lines are
-    /// reported in the [`Report`].
+    /// Only when the in-memory store fails; bad lines are reported in the
+    /// [`Report`].
     pub fn run(input: &str) -> Result<Report> {
         let mut replay = Replay::new();
         let mut report = Report::default();
         for (i, text) in input.lines().enumerate() {
             if let Some(out) = replay.line(i + 1, text)? {
-                if out.is_error {
-                    report.errors += 1;
-                }
+                report.errors += usize::from(out.is_error);
                 report.lines.push(out.json);
             }
         }
@@ -111,226 +341,78 @@ impl Replay {
     /// line produces one.
     ///
     /// # Errors
-    /// Only when the in-memory store cannot be created or fails.
+    /// Only when the store fails (a bad line is an error [`Output`]).
     pub fn line(&mut self, n: usize, text: &str) -> Result<Option<Output>> {
-        let trimmed = text.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            return Ok(None);
-        }
-        let first = !self.started;
-        self.started = true;
-        match self.apply(n, first, trimmed) {
-            Ok(None) => Ok(None),
-            Ok(Some(json)) => Ok(Some(Output {
-                json: with_line(n, &json),
-                is_error: false,
-            })),
-            Err(LineError(msg)) => {
-                if let Some(Err(e)) = self.gate.as_ref().map(|g| g.business(BUSINESS)) {
-                    // The store itself failed: not a line error.
-                    return Err(e);
-                }
-                Ok(Some(Output {
-                    json: with_line(n, &serde_json::json!({ "error": msg }).to_string()),
-                    is_error: true,
-                }))
+        let parsed = match parse_line(text) {
+            Ok(Line::Skip) => return Ok(None),
+            Ok(line) => line,
+            Err(e) => {
+                self.started = true;
+                return Ok(Some(Output::error(n, &e.0)));
             }
-        }
-    }
-
-    fn gate(&mut self) -> LineResult<&Gate> {
-        if self.gate.is_none() {
-            let gate = Gate::open_in_memory()?
-                .with_config(self.config.clone())
-                .with_clock(self.clock.clone());
-            self.gate = Some(gate);
-        }
-        self.gate
-            .as_ref()
-            .ok_or_else(|| LineError("engine could not be created".into()))
-    }
-
-    fn gate_and_transport(&mut self) -> LineResult<(&Gate, &RecordingTransport)> {
-        self.gate()?;
-        match &self.gate {
-            Some(g) => Ok((g, &self.transport)),
-            None => Err(LineError("engine could not be created".into())),
-        }
-    }
-
-    fn apply(&mut self, line: usize, first: bool, text: &str) -> LineResult<Option<String>> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| LineError(format!("bad JSON: {e}")))?;
-        let Value::Object(obj) = value else {
-            return Err(LineError(
-                "expected a JSON object with an \"op\" field".into(),
-            ));
         };
-        let f = Fields(&obj);
-        let op = f.str("op")?;
-        if op == "config" {
-            if !first {
-                return Err(LineError(
-                    "config must be the first line that is not blank or a comment".into(),
-                ));
+        let first = !std::mem::replace(&mut self.started, true);
+        match self.apply(n, first, parsed) {
+            Ok(out) => Ok(out),
+            Err(e) if e.is_store_failure() => Err(e),
+            Err(e) => Ok(Some(Output::error(n, &e.to_string()))),
+        }
+    }
+
+    fn apply(&mut self, n: usize, first: bool, line: Line) -> Result<Option<Output>> {
+        match line {
+            Line::Skip => Ok(None),
+            Line::Config { margin_ms } => {
+                if !first {
+                    return Err(Error::InvalidEvent(
+                        "config must be the first line that is not blank or a comment".into(),
+                    ));
+                }
+                self.config.policy = PolicyConfig { margin_ms };
+                Ok(None)
             }
-            let margin = match obj.get("margin_seconds") {
-                None => 0,
-                Some(v) => v
-                    .as_i64()
-                    .filter(|m| (0..=86_400).contains(m))
-                    .ok_or_else(|| {
-                        LineError(
-                            "margin_seconds must be a whole number of seconds from 0 to 86400"
-                                .into(),
-                        )
-                    })?,
-            };
-            self.config.policy = PolicyConfig {
-                margin_ms: margin * 1000,
-            };
-            return Ok(None);
-        }
-        const OPS: [&str; 6] = ["inbound", "consent", "template", "check", "send", "status"];
-        if !OPS.contains(&op) {
-            return Err(LineError(format!(
-                "unknown op {op:?}: expected config, inbound, consent, template, check, send or status"
-            )));
-        }
-        let at = f.time("at")?;
-        self.clock.set(at);
-        let event = match op {
-            "inbound" => Event::Inbound(InboundMessage {
-                id: f.opt_str("id")?.map(str::to_owned),
-                from: f.address("from")?,
-                to: f.address("to")?,
-                kind: match f.opt_str("kind")? {
-                    Some(k) => k.parse::<MessageKind>()?,
-                    None => MessageKind::Text,
-                },
-                body: f.opt_str("body")?.map(str::to_owned),
-                at,
-                received_at: Some(f.opt_time("received_at")?.unwrap_or(at)),
-                referral: f
-                    .opt_str("referral")?
-                    .map(str::parse::<Referral>)
-                    .transpose()?,
-            }),
-            "consent" => Event::Consent(ConsentEvent {
-                user: f.address("user")?,
-                action: f.str("action")?.parse().map_err(Error::from)?,
-                scope: match f.opt_str("scope")? {
-                    Some(s) => s.parse().map_err(Error::from)?,
-                    None => crate::policy::Scope::All,
-                },
-                at,
-                received_at: Some(f.opt_time("received_at")?.unwrap_or(at)),
-                source: f.str("source")?.to_owned(),
-                evidence: f.opt_str("evidence")?.map(str::to_owned),
-            }),
-            "template" => {
-                let received_at = Some(f.opt_time("received_at")?.unwrap_or(at));
-                let name = f.str("name")?.to_owned();
-                let language = f.str("language")?.to_owned();
-                let status = TemplateStatus::parse(f.str("status")?).map_err(Error::from)?;
-                match f.opt_str("body")? {
-                    None if !obj.contains_key("category") => {
-                        Event::TemplateStatus(TemplateStatusUpdate {
-                            name,
-                            language,
-                            status,
-                            at,
-                            received_at,
-                        })
+            Line::Event { at, event } => {
+                self.clock.set(at);
+                business(&mut self.gate, &self.config, &self.clock)?.ingest(&event)?;
+                Ok(None)
+            }
+            Line::Ask { at, request, send } => {
+                self.clock.set(at);
+                let business = business(&mut self.gate, &self.config, &self.clock)?;
+                match send {
+                    None => Ok(Some(Output::value(n, &business.check(&request)?))),
+                    Some(key) => {
+                        let key = key.unwrap_or_else(|| format!("line-{n}"));
+                        let out = business.send(&request, &key, &self.transport)?;
+                        Ok(Some(Output::value(n, &SendLine::new(&out))))
                     }
-                    body => Event::Template(TemplateRecord {
-                        name,
-                        language,
-                        category: Category::parse(f.str("category")?).map_err(Error::from)?,
-                        status,
-                        body: TemplateBody::parse(
-                            body.ok_or_else(|| LineError("missing field \"body\"".into()))?,
-                        )
-                        .map_err(Error::from)?,
-                        at,
-                        received_at,
-                        twilio_content_sid: f.opt_str("twilio_content_sid")?.map(str::to_owned),
-                        meta_template_id: f.opt_str("meta_template_id")?.map(str::to_owned),
-                    }),
                 }
             }
-            "status" => Event::Status(StatusCallback {
-                id: f.str("id")?.to_owned(),
-                status: f.str("status")?.parse()?,
-                error_code: f.error_code()?,
-                at,
-                received_at: Some(at),
-            }),
-            "check" | "send" => return self.decide(line, op == "send", &f).map(Some),
-            other => return Err(LineError(format!("unknown op {other:?}"))),
-        };
-        let gate = self.gate()?;
-        gate.business(BUSINESS)?.ingest(&event)?;
-        Ok(None)
-    }
-
-    fn decide(&mut self, line: usize, send: bool, f: &Fields<'_>) -> LineResult<String> {
-        let content = match (f.0.get("text"), f.0.get("template")) {
-            (Some(_), None) => Content::text(f.str("text")?),
-            (None, Some(_)) => Content::template(
-                f.str("template")?,
-                f.str("language")?,
-                f.0.get("variables")
-                    .map(Variables::from_json)
-                    .unwrap_or_default(),
-            ),
-            _ => return Err(LineError("need exactly one of text or template".into())),
-        };
-        let mut req = SendRequest::new(f.str("from")?, f.str("to")?, content);
-        if let Some(p) = f.opt_str("purpose")? {
-            req = req.with_purpose(Purpose::parse(p));
         }
-        let key = match f.opt_str("id")? {
-            Some(k) => k.to_owned(),
-            None => format!("line-{line}"),
-        };
-        let (gate, transport) = self.gate_and_transport()?;
-        let business = gate.business(BUSINESS)?;
-        if !send {
-            let d = business.check(&req)?;
-            return to_value(&d);
-        }
-        let out = business.send(&req, &key, transport)?;
-        to_value(&SendLine {
-            sent: out.sent(),
-            duplicate: out.duplicate(),
-            outcome: &out,
-        })
     }
 }
 
-/// One output line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Output {
-    /// The JSON object, starting with `"line"`.
-    pub json: String,
-    /// Whether it is an error line.
-    pub is_error: bool,
+/// The replay's business, creating its in-memory gate on first use (after
+/// a `config` line, if any).
+fn business<'g>(
+    gate: &'g mut Option<Gate>,
+    config: &GateConfig,
+    clock: &Arc<ManualClock>,
+) -> Result<Business<'g>> {
+    if gate.is_none() {
+        *gate = Some(
+            Gate::open_in_memory()?
+                .with_config(config.clone())
+                .with_clock(clock.clone()),
+        );
+    }
+    match gate {
+        Some(g) => g.business(BUSINESS),
+        None => Err(Error::InvalidEvent("engine could not be created".into())),
+    }
 }
 
-#[derive(Serialize)]
-struct SendLine<'a> {
-    #[serde(flatten)]
-    outcome: &'a SendOutcome,
-    sent: bool,
-    duplicate: bool,
-}
-
-fn to_value<T: Serialize>(v: &T) -> LineResult<String> {
-    serde_json::to_string(v).map_err(|e| LineError(format!("cannot print the result: {e}")))
-}
-
-/// `{"line": n, ...fields of v}` on one line, `line` first.
+/// `{"line": n, ...fields of body}` on one line, `line` first.
 fn with_line(n: usize, body: &str) -> String {
     match body.strip_prefix('{') {
         Some("}") | None => format!("{{\"line\":{n}}}"),

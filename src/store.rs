@@ -63,10 +63,13 @@ impl Store {
     fn init(conn: Connection) -> Result<Self> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         let mut store = Store { conn };
         store.migrate()?;
+        // Only a database known to be ours is switched to WAL.
+        let _mode: String = store
+            .conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         Ok(store)
     }
 
@@ -80,54 +83,61 @@ impl Store {
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
+    /// Applies pending migrations, each in its own `BEGIN IMMEDIATE`
+    /// transaction that re-reads the version, so two processes opening a
+    /// new file at once do not both apply the same migration.
     fn migrate(&mut self) -> Result<()> {
-        let app: i64 = self
-            .conn
-            .query_row("PRAGMA application_id", [], |r| r.get(0))?;
-        let found = self.schema_version()?;
-        if app != 0 && app != APPLICATION_ID {
-            return Err(Error::Corrupt {
-                table: "database",
-                detail: format!("application_id {app:#x} is not a wagate database"),
-            });
-        }
-        if found > SCHEMA_VERSION {
-            return Err(Error::SchemaTooNew {
-                found,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        if found > 0 && app != APPLICATION_ID {
-            return Err(Error::Corrupt {
-                table: "database",
-                detail: "has a schema version but is not a wagate database".into(),
-            });
-        }
-        for (i, sql) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(found).unwrap_or(0))
-        {
+        loop {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let app: i64 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+            let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let foreign = |detail: String| Error::Corrupt {
+                table: "database",
+                detail,
+            };
+            if app != 0 && app != APPLICATION_ID {
+                return Err(foreign(format!(
+                    "application_id {app:#x}: not a wagate database"
+                )));
+            }
+            if found > SCHEMA_VERSION {
+                return Err(Error::SchemaTooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            if app == 0 {
+                let objects: i64 =
+                    tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+                if found != 0 || objects != 0 {
+                    return Err(foreign(
+                        "the file holds another application's tables: not a wagate database".into(),
+                    ));
+                }
+            }
+            let Some(sql) = usize::try_from(found).ok().and_then(|i| MIGRATIONS.get(i)) else {
+                return Ok(());
+            };
             tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.pragma_update(None, "user_version", found + 1)?;
             tx.pragma_update(None, "application_id", APPLICATION_ID)?;
             tx.commit()?;
         }
-        Ok(())
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction; commits if it returns
     /// `Ok`, rolls back otherwise.
     ///
     /// # Errors
-    /// What `f` returns, or a store error.
+    /// What `f` returns, [`Error::SchemaTooNew`] if another process
+    /// upgraded the database since it was opened, or a store error.
     pub fn write<T>(&mut self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        check_schema(&tx)?;
         let mut w = Writer { tx };
         let out = f(&mut w)?;
         w.tx.commit()?;
@@ -137,14 +147,35 @@ impl Store {
     /// Runs `f` in one read transaction (a consistent snapshot).
     ///
     /// # Errors
-    /// What `f` returns, or a store error.
+    /// What `f` returns, [`Error::SchemaTooNew`] if another process
+    /// upgraded the database since it was opened, or a store error.
     pub fn read<T>(&mut self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<T> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        check_schema(&tx)?;
         let out = f(Db(&tx))?;
         tx.finish()?;
         Ok(out)
+    }
+}
+
+/// Fails closed when the schema changed under an open store (a newer
+/// wagate migrated the file while this one runs).
+fn check_schema(conn: &Connection) -> Result<()> {
+    let found: i64 = conn
+        .prepare_cached("PRAGMA user_version")?
+        .query_row([], |r| r.get(0))?;
+    match found.cmp(&SCHEMA_VERSION) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Greater => Err(Error::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        }),
+        std::cmp::Ordering::Less => Err(Error::Corrupt {
+            table: "database",
+            detail: format!("schema version went back to {found}"),
+        }),
     }
 }
 
@@ -163,15 +194,27 @@ impl Writer<'_> {
     /// undone alone if it returns `Err`; the transaction goes on either way.
     ///
     /// # Errors
-    /// A store error opening or releasing the savepoint (the item's own
-    /// error is returned inside the `Ok`).
+    /// A store failure (SQLite, schema, corrupt row), which fails the whole
+    /// transaction; the item's own input error is returned inside the `Ok`.
     pub fn item<T>(&mut self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<Result<T>> {
-        let sp = self.tx.savepoint()?;
+        let mut sp = self.tx.savepoint()?;
         let out = f(Db(&sp));
-        if out.is_ok() {
-            sp.commit()?;
+        match out {
+            Ok(v) => {
+                sp.commit()?;
+                Ok(Ok(v))
+            }
+            Err(e) => {
+                sp.rollback()?;
+                sp.commit()?;
+                if e.is_store_failure() {
+                    // Not the item's fault: the whole batch fails.
+                    Err(e)
+                } else {
+                    Ok(Err(e))
+                }
+            }
         }
-        Ok(out)
     }
 }
 
@@ -230,6 +273,8 @@ pub enum SendState {
     Failed,
     /// Refused; a retry with the same key may try again.
     Retryable,
+    /// A retry of a key that had reached the transport: nothing sent.
+    Duplicate,
 }
 
 impl SendState {
@@ -240,6 +285,7 @@ impl SendState {
             SendState::Sent => "sent",
             SendState::Failed => "failed",
             SendState::Retryable => "retryable",
+            SendState::Duplicate => "duplicate",
         }
     }
 
@@ -250,6 +296,7 @@ impl SendState {
             "sent" => SendState::Sent,
             "failed" => SendState::Failed,
             "retryable" => SendState::Retryable,
+            "duplicate" => SendState::Duplicate,
             _ => return Err(corrupt("sends", format!("unknown state {s:?}"))),
         })
     }
@@ -272,8 +319,11 @@ pub struct NewSend<'a> {
     pub template: Option<(&'a str, &'a str)>,
     /// Purpose.
     pub purpose: Option<&'a str>,
-    /// The decision.
+    /// The decision (for a duplicate: the first send's).
     pub reason: Reason,
+    /// A retry of a key that already reached the transport: recorded for
+    /// the audit, sends nothing.
+    pub duplicate: bool,
 }
 
 /// A send as stored.
@@ -281,6 +331,8 @@ pub struct NewSend<'a> {
 pub struct SendRow {
     /// Row id.
     pub id: i64,
+    /// The idempotency key.
+    pub key: String,
     /// Sender.
     pub sender: String,
     /// The user row.
@@ -381,6 +433,21 @@ impl Db<'_> {
                 msg.referral.map(|r| r.as_str()),
             ])?;
         Ok(n == 1)
+    }
+
+    /// Whether an inbound message with this provider id is stored.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn inbound_exists(self, business: i64, provider_id: &str) -> Result<bool> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT 1 FROM inbound_messages WHERE business_id = ?1 AND provider_id = ?2",
+            )?
+            .query_row(params![business, provider_id], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// Raises the window columns of (business, user, sender) to at least the
@@ -809,9 +876,11 @@ impl Db<'_> {
             String,
             Option<String>,
             Option<String>,
+            String,
         );
         let sql = format!(
-            "SELECT id, sender, user_id, at, template_name, template_language, reason, state, provider_id, status
+            "SELECT id, sender, user_id, at, template_name, template_language, reason, state, provider_id, status,
+                    idempotency_key
              FROM sends WHERE {filter}"
         );
         let row: Option<Row> = self
@@ -829,15 +898,18 @@ impl Db<'_> {
                     r.get(7)?,
                     r.get(8)?,
                     r.get(9)?,
+                    r.get(10)?,
                 ))
             })
             .optional()?;
-        let Some((id, sender, user_id, at, tname, tlang, reason, state, provider_id, status)) = row
+        let Some((id, sender, user_id, at, tname, tlang, reason, state, provider_id, status, key)) =
+            row
         else {
             return Ok(None);
         };
         Ok(Some(SendRow {
             id,
+            key,
             sender,
             user_id,
             at: Timestamp::from_millis(at),
@@ -858,7 +930,9 @@ impl Db<'_> {
     /// error).
     pub fn insert_send(self, business: i64, s: &NewSend<'_>) -> Result<i64> {
         let verdict = s.reason.verdict();
-        let state = if verdict == Verdict::Allow {
+        let state = if s.duplicate {
+            SendState::Duplicate
+        } else if verdict == Verdict::Allow {
             SendState::Reserved
         } else {
             SendState::Denied
@@ -936,6 +1010,178 @@ impl Db<'_> {
             )?
             .execute(params![business, send, code, at.as_millis()])?;
         Ok(n == 1)
+    }
+}
+
+/// Counts over one business, for `wagate stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Users with any consent event or inbound message.
+    pub users: u64,
+    /// Users whose general state is opted in.
+    pub opted_in: u64,
+    /// Users whose general state is opted out.
+    pub opted_out: u64,
+    /// (sender, user) windows open at the time asked.
+    pub open_windows: u64,
+    /// Consent events in the audit trail.
+    pub consent_events: u64,
+    /// Inbound messages stored.
+    pub inbound_messages: u64,
+    /// Send attempts recorded.
+    pub send_attempts: u64,
+    /// Registered templates.
+    pub templates: u64,
+}
+
+/// A template row with its names, for listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateRow {
+    /// Name.
+    pub name: String,
+    /// Language.
+    pub language: String,
+    /// The current view.
+    pub template: StoredTemplate,
+}
+
+impl Db<'_> {
+    /// Calls `f` with every consent event of a business received at or
+    /// after `since` (all when `None`), with the user's key, in ingest
+    /// order. Streams: memory does not grow with the number of events.
+    ///
+    /// # Errors
+    /// What `f` returns, [`Error::Corrupt`], or a store error.
+    pub fn for_each_consent(
+        self,
+        business: i64,
+        since: Option<Timestamp>,
+        mut f: impl FnMut(&str, &ConsentRow) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT c.id, c.action, c.scope, c.at, c.received_at, c.effective, c.conditional,
+                    c.source, c.evidence, u.key
+             FROM consent_events c JOIN users u ON u.id = c.user_id
+             WHERE c.business_id = ?1 AND c.received_at >= ?2 ORDER BY c.id",
+        )?;
+        let mut rows = stmt.query(params![
+            business,
+            since.map_or(i64::MIN, Timestamp::as_millis)
+        ])?;
+        while let Some(r) = rows.next()? {
+            let row = ConsentRow {
+                seq: r.get(0)?,
+                action: parse_action(r.get_ref(1)?.as_str()?)?,
+                scope: parse_scope(r.get_ref(2)?.as_str()?)?,
+                at: Timestamp::from_millis(r.get(3)?),
+                received_at: Timestamp::from_millis(r.get(4)?),
+                effective: Timestamp::from_millis(r.get(5)?),
+                conditional: r.get(6)?,
+                source: r.get(7)?,
+                evidence: r.get(8)?,
+            };
+            f(r.get_ref(9)?.as_str()?, &row)?;
+        }
+        Ok(())
+    }
+
+    /// Counts for one business; windows are counted open at `now` with the
+    /// given margin.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or a store error.
+    pub fn stats(self, business: i64, now: Timestamp, margin_ms: i64) -> Result<Stats> {
+        let count = |sql: &str| -> Result<u64> {
+            let n: i64 = self
+                .0
+                .prepare_cached(sql)?
+                .query_row([business], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        let mut stats = Stats {
+            users: count("SELECT count(*) FROM users WHERE business_id = ?1")?,
+            consent_events: count("SELECT count(*) FROM consent_events WHERE business_id = ?1")?,
+            inbound_messages: count(
+                "SELECT count(*) FROM inbound_messages WHERE business_id = ?1",
+            )?,
+            send_attempts: count("SELECT count(*) FROM sends WHERE business_id = ?1")?,
+            templates: count("SELECT count(*) FROM templates WHERE business_id = ?1")?,
+            ..Stats::default()
+        };
+        let open: i64 = self
+            .0
+            .prepare_cached(
+                "SELECT count(*) FROM windows WHERE business_id = ?1 AND last_inbound > ?2
+                   AND (closed_through IS NULL OR closed_through < last_inbound)",
+            )?
+            .query_row(
+                params![
+                    business,
+                    now.as_millis()
+                        .saturating_sub(crate::policy::WINDOW_MS)
+                        .saturating_add(margin_ms.clamp(0, crate::policy::WINDOW_MS))
+                ],
+                |r| r.get(0),
+            )?;
+        stats.open_windows = u64::try_from(open).unwrap_or(0);
+        // Fold each user's events, one user at a time.
+        let mut stmt = self.0.prepare_cached(
+            "SELECT user_id, action, scope, effective, conditional FROM consent_events
+             WHERE business_id = ?1 ORDER BY user_id",
+        )?;
+        let mut rows = stmt.query([business])?;
+        let mut current: Option<i64> = None;
+        let mut facts: Vec<ConsentFact> = Vec::new();
+        let tally =
+            |facts: &[ConsentFact], stats: &mut Stats| match crate::policy::fold(facts).general {
+                crate::policy::ConsentState::OptedIn => stats.opted_in += 1,
+                crate::policy::ConsentState::OptedOut => stats.opted_out += 1,
+                crate::policy::ConsentState::Unknown => {}
+            };
+        while let Some(r) = rows.next()? {
+            let user: i64 = r.get(0)?;
+            if current.is_some_and(|c| c != user) {
+                tally(&facts, &mut stats);
+                facts.clear();
+            }
+            current = Some(user);
+            facts.push(ConsentFact {
+                action: parse_action(r.get_ref(1)?.as_str()?)?,
+                scope: parse_scope(r.get_ref(2)?.as_str()?)?,
+                effective: Timestamp::from_millis(r.get(3)?),
+                conditional: r.get(4)?,
+            });
+        }
+        if current.is_some() {
+            tally(&facts, &mut stats);
+        }
+        Ok(stats)
+    }
+
+    /// Every template of a business, by name and language.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or a store error.
+    pub fn templates(self, business: i64) -> Result<Vec<TemplateRow>> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT name, language FROM templates WHERE business_id = ?1 ORDER BY name, language",
+        )?;
+        let keys = stmt
+            .query_map([business], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (name, language) in keys {
+            if let Some(template) = self.template(business, &name, &language)? {
+                out.push(TemplateRow {
+                    name,
+                    language,
+                    template,
+                });
+            }
+        }
+        Ok(out)
     }
 }
 

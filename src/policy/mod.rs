@@ -39,7 +39,8 @@ pub const FREE_ENTRY_POINT_MS: i64 = 72 * HOUR_MS;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PolicyConfig {
     /// Safety margin: the window counts as closed this many milliseconds
-    /// before the 24 hours end (RULES R2). Default 0.
+    /// before the 24 hours end (RULES R2). Default 0. Values outside
+    /// 0..=24h are clamped: a margin never lengthens the window.
     pub margin_ms: i64,
 }
 
@@ -103,6 +104,27 @@ impl Reason {
             TemplateVariables => "template_variables",
             MarketingOptedOut => "marketing_opted_out",
             OptedIn => "opted_in",
+        }
+    }
+
+    /// What the reason means, in one sentence for a person.
+    pub fn describe(self) -> &'static str {
+        use Reason::*;
+        match self {
+            InvalidAddress => "the sender or the user is not a valid WhatsApp address",
+            OptOutConfirmation => "the one confirmation of a fresh opt-out, inside 5 minutes",
+            OptedOut => "the user opted out of all messages",
+            WindowOpen => "the user wrote within 24 hours: the customer service window is open",
+            WindowClosed => {
+                "the customer service window has closed: only an approved template may go out"
+            }
+            NoWindow => "the user never wrote to this sender: only an approved template may go out",
+            NoOptIn => "there is no opt-in on record for this message",
+            TemplateUnknown => "no template with this name and language is registered",
+            TemplateNotApproved => "the template is not approved (paused, pending, disabled, ...)",
+            TemplateVariables => "the variables do not fit the template's placeholders",
+            MarketingOptedOut => "the user opted out of marketing messages",
+            OptedIn => "the user opted in: an approved template may go out",
         }
     }
 
@@ -415,9 +437,9 @@ impl Decision {
 pub fn decide(req: &SendRequest, facts: &Facts, now: Timestamp, config: &PolicyConfig) -> Decision {
     let consent = fold(&facts.consent);
     let w = &facts.window;
-    let window_closes_at = w
-        .last_inbound
-        .map(|t| t.plus_millis(WINDOW_MS.saturating_sub(config.margin_ms)));
+    // A margin only ever shortens the window: clamp it to 0..=24h.
+    let margin = config.margin_ms.clamp(0, WINDOW_MS);
+    let window_closes_at = w.last_inbound.map(|t| t.plus_millis(WINDOW_MS - margin));
     let closed_by_provider = match (w.last_inbound, w.closed_through) {
         (Some(last), Some(s)) if last <= s => Some(s),
         _ => None,

@@ -120,6 +120,9 @@ pub enum TemplateError {
         /// The first number missing.
         missing: u64,
     },
+    /// A positional number too large to be 1..n of any body.
+    #[error("malformed template body: {{{{{0}}}}} is too large for a positional placeholder")]
+    TooLarge(String),
     /// An empty template name or language.
     #[error("template {0} must not be empty")]
     Empty(&'static str),
@@ -170,8 +173,9 @@ impl TemplateBody {
                 if inner.len() > 1 && inner.starts_with('0') {
                     return Err(TemplateError::LeadingZero(inner.to_owned()));
                 }
-                // Too many digits for u64 cannot be 1..n of any real body.
-                let n = inner.parse::<u64>().unwrap_or(u64::MAX);
+                let n = inner
+                    .parse::<u64>()
+                    .map_err(|_| TemplateError::TooLarge(inner.to_owned()))?;
                 numbers.insert(n);
             } else if is_name(inner) {
                 names.insert(inner.to_owned());

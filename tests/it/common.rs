@@ -66,5 +66,6 @@ pub fn consent(u: &Address, action: Action, scope: Scope, at: i64) -> Event {
         received_at: Some(t(at)),
         source: "test".into(),
         evidence: None,
+        conditional: false,
     })
 }

@@ -1,6 +1,15 @@
 //! All integration tests in one binary, so the suite links once.
 
+// Test code may unwrap: a panic is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 mod model;
 mod properties;
+mod scenarios;
 mod store_file;

@@ -255,7 +255,7 @@ proptest! {
                     let scope = if all { Scope::All } else { Scope::Marketing };
                     b.ingest(&Event::Consent(wagate::ConsentEvent {
                         user: user(u), action, scope, at: t(m.now - lag * MINUTE),
-                        received_at: None, source: "model".into(), evidence: None,
+                        received_at: None, source: "model".into(), evidence: None, conditional: false,
                     })).unwrap();
                     let eff = m.eff(lag);
                     m.add_consent(u, action, scope, eff, false);
