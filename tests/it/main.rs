@@ -2,12 +2,14 @@
 
 // Test code may unwrap: a panic is a failed test.
 #![allow(
+    missing_docs,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing
 )]
 
+mod cli;
 mod common;
 mod model;
 mod properties;

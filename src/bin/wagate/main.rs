@@ -108,7 +108,11 @@ enum Command {
         file: PathBuf,
     },
     /// Show or register templates.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  wagate --db shop.db templates list\n  \
+        wagate --db shop.db templates set --name otp --language en --category authentication --status approved --body 'Code {{1}}'"
+    )]
     Templates(TemplatesCommand),
     /// Counts: users, opted in, opted out, windows open now.
     #[command(after_help = "Example:\n  wagate --db shop.db stats")]

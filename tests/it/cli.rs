@@ -1,0 +1,465 @@
+//! The real `wagate` binary on real database files.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::store_file::TempDb;
+
+fn wagate() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wagate"));
+    c.env_remove("WAGATE_DB");
+    c
+}
+
+fn run(db: Option<&Path>, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut c = wagate();
+    if let Some(db) = db {
+        c.arg("--db").arg(db);
+    }
+    c.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+const EVENTS: &str = r#"{"op":"consent","at":"2026-03-01T08:00:00Z","user":"whatsapp:+15550001111","action":"opt_in","source":"web_form","evidence":"form v3"}
+{"op":"template","at":"2026-03-01T00:00:00Z","name":"shipped","language":"en","category":"utility","status":"approved","body":"Order {{1}} shipped"}
+# a comment
+{"op":"inbound","at":"2026-03-01T10:00:00Z","from":"whatsapp:+15550001111","to":"whatsapp:+14155238886","body":"hi","id":"SM1"}
+{"op":"inbound","at":"2026-03-01T10:00:00Z","from":"whatsapp:+0123","to":"whatsapp:+14155238886","body":"hi"}
+{"op":"check","at":"2026-03-01T10:00:00Z","from":"whatsapp:+14155238886","to":"whatsapp:+15550001111","text":"hi"}
+{"op":"inbound","at":"2026-03-01T11:00:00Z","from":"whatsapp:+15550001111","to":"whatsapp:+14155238886","body":"STOP","id":"SM2"}
+{"op":"inbound","at":"2026-03-01T10:00:00Z","from":"whatsapp:+15550002222","to":"whatsapp:+14155238886","kind":"media","id":"SM3"}
+"#;
+
+#[test]
+fn ingest_then_check() {
+    let db = TempDb::new("cli-ingest");
+    let o = run(Some(&db.0), &["ingest", "-"], Some(EVENTS));
+    assert_eq!(o.status.code(), Some(1), "a bad line makes exit 1");
+    let lines = json_lines(&o);
+    let oks: Vec<_> = lines
+        .iter()
+        .filter(|l| l["ok"] == true)
+        .map(|l| l["line"].clone())
+        .collect();
+    assert_eq!(oks, [1, 2, 4, 7, 8]);
+    let errs: Vec<_> = lines.iter().filter(|l| l.get("error").is_some()).collect();
+    assert_eq!(errs.len(), 2);
+    assert_eq!(errs[0]["line"], 5);
+    assert!(
+        errs[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid address")
+    );
+    assert_eq!(errs[1]["line"], 6);
+    let keyword = lines.iter().find(|l| l["line"] == 7).unwrap();
+    assert_eq!(keyword["keyword"], "opt_out");
+
+    let check_to = |to: &str, at: &str, extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--from",
+            "whatsapp:+14155238886",
+            "--to",
+            to,
+            "--at",
+            at,
+        ];
+        args.extend_from_slice(extra);
+        run(Some(&db.0), &args, None)
+    };
+    let check = |at: &str, extra: &[&str]| check_to("+1 555 000 1111", at, extra);
+    // The media message opened a window with the second user.
+    let o = check_to(
+        "whatsapp:+15550002222",
+        "2026-03-01T10:30:00Z",
+        &["--text", "hi"],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let d: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (d["decision"].as_str(), d["reason"].as_str()),
+        (Some("allow"), Some("window_open"))
+    );
+    assert_eq!(d["window_closes_at"], "2026-03-02T10:00:00.000Z");
+    // A decision reads everything ingested, whatever its time: the STOP
+    // stamped 11:00 already counts at 10:30.
+    let o = check("2026-03-01T10:30:00Z", &["--text", "hi"]);
+    let d: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (d["decision"].as_str(), d["reason"].as_str()),
+        (Some("deny"), Some("opted_out"))
+    );
+    let o = check(
+        "2026-03-01T11:01:00Z",
+        &[
+            "--template",
+            "shipped",
+            "--language",
+            "en",
+            "--var",
+            "A-1",
+            "--human",
+        ],
+    );
+    let text = stdout(&o);
+    assert!(text.starts_with("deny (opted_out)"), "{text}");
+    let o = check(
+        "2026-03-01T11:01:00Z",
+        &[
+            "--text",
+            "You are unsubscribed",
+            "--purpose",
+            "opt_out_confirmation",
+        ],
+    );
+    let d: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(d["reason"], "opt_out_confirmation");
+    // Ingesting the same file again: the inbound ids are duplicates.
+    let o = run(Some(&db.0), &["ingest", "-"], Some(EVENTS));
+    let again = json_lines(&o);
+    assert_eq!(
+        again.iter().find(|l| l["line"] == 4).unwrap()["duplicate"],
+        true
+    );
+}
+
+#[test]
+fn usage_and_bad_input_exit_codes() {
+    let o = run(None, &["stats"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--db"));
+    let o = run(None, &["frobnicate"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let db = TempDb::new("cli-codes");
+    let o = run(
+        Some(&db.0),
+        &[
+            "check",
+            "--from",
+            "+14155238886",
+            "--to",
+            "+15550001111",
+            "--text",
+            "x",
+            "--at",
+            "soon",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--at"));
+    // An invalid address in a check is a decision, not an error.
+    let o = run(
+        Some(&db.0),
+        &[
+            "check",
+            "--from",
+            "+14155238886",
+            "--to",
+            "sms:+15550001111",
+            "--text",
+            "x",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("invalid_address"));
+    for cmd in [
+        "replay",
+        "demo",
+        "ingest",
+        "check",
+        "history",
+        "export",
+        "import",
+        "templates",
+        "stats",
+    ] {
+        let o = run(None, &[cmd, "--help"], None);
+        assert_eq!(o.status.code(), Some(0), "{cmd} --help");
+        assert!(
+            stdout(&o).contains("Example"),
+            "{cmd} --help has an example"
+        );
+    }
+}
+
+#[test]
+fn export_then_import_gives_the_same_history() {
+    let a = TempDb::new("cli-export-a");
+    let b = TempDb::new("cli-export-b");
+    let events = r#"{"op":"consent","at":"2026-03-01T08:00:00Z","received_at":"2026-03-01T08:00:05Z","user":"whatsapp:+15550001111","action":"opt_in","source":"web_form","evidence":"form v3, \"checkbox\""}
+{"op":"inbound","at":"2026-03-02T10:00:00Z","from":"whatsapp:+15550001111","to":"whatsapp:+14155238886","body":"stop","id":"SM1"}
+{"op":"inbound","at":"2026-03-02T11:00:00Z","from":"whatsapp:+15550001111","to":"whatsapp:+14155238886","body":"yes","id":"SM2"}
+{"op":"inbound","at":"2026-03-02T12:00:00Z","from":"whatsapp:+15550001111","to":"whatsapp:+14155238886","body":"yes","id":"SM3"}
+{"op":"consent","at":"2026-03-03T08:00:00Z","user":"whatsapp:+15550002222","action":"opt_out","scope":"marketing","source":"provider_preference"}
+"#;
+    assert_eq!(
+        run(Some(&a.0), &["ingest"], Some(events)).status.code(),
+        Some(0)
+    );
+    let export = run(Some(&a.0), &["export"], None);
+    assert_eq!(export.status.code(), Some(0));
+    let exported = stdout(&export);
+    assert_eq!(exported.lines().count(), 5);
+    let file = TempDb::new("cli-export-file");
+    let jsonl = file.0.with_extension("jsonl");
+    std::fs::write(&jsonl, &exported).unwrap();
+    let o = run(Some(&b.0), &["import", jsonl.to_str().unwrap()], None);
+    let _ = std::fs::remove_file(&jsonl);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for user in ["whatsapp:+15550001111", "whatsapp:+15550002222"] {
+        let ha = json_lines(&run(
+            Some(&a.0),
+            &["history", "--user", user, "--json"],
+            None,
+        ));
+        let hb = json_lines(&run(
+            Some(&b.0),
+            &["history", "--user", user, "--json"],
+            None,
+        ));
+        let consent = |h: &[Value]| -> Vec<Value> {
+            h.iter()
+                .filter(|l| l["kind"] == "consent")
+                .map(|l| {
+                    let mut l = l.clone();
+                    l.as_object_mut().unwrap().remove("seq");
+                    l
+                })
+                .collect()
+        };
+        assert!(!consent(&ha).is_empty());
+        assert_eq!(consent(&ha), consent(&hb), "{user}");
+    }
+    // The second "yes" did not count, in both databases.
+    let h = json_lines(&run(
+        Some(&b.0),
+        &["history", "--user", "whatsapp:+15550001111", "--json"],
+        None,
+    ));
+    let counted: Vec<_> = h
+        .iter()
+        .filter(|l| l["kind"] == "consent")
+        .map(|l| l["counted"].clone())
+        .collect();
+    assert_eq!(counted, [true, true, true, false]);
+    // --since keeps only what was received later.
+    let since = run(
+        Some(&a.0),
+        &["export", "--since", "2026-03-03T00:00:00Z"],
+        None,
+    );
+    assert_eq!(stdout(&since).lines().count(), 1);
+}
+
+#[test]
+fn csv_import_reports_bad_rows_and_keeps_good_ones() {
+    let db = TempDb::new("cli-csv");
+    let csv = db.0.with_extension("csv");
+    std::fs::write(
+        &csv,
+        "user,action,scope,at,source,evidence\n\
+         whatsapp:+15550001111,opt_in,all,2026-03-01T08:00:00Z,import,\"crm, row 1\"\n\
+         whatsapp:+0123,opt_in,all,2026-03-01T08:00:00Z,import,bad number\n\
+         whatsapp:+15550002222,opt_in,,2026-03-01T08:00:00Z,import,\n\
+         whatsapp:+15550003333,maybe,all,2026-03-01T08:00:00Z,import,\n\
+         +15550004444,opt_out,marketing,2026-03-01T08:00:00Z,import,unsubscribed in CRM\n",
+    )
+    .unwrap();
+    let o = run(Some(&db.0), &["import", csv.to_str().unwrap()], None);
+    let _ = std::fs::remove_file(&csv);
+    assert_eq!(o.status.code(), Some(1));
+    let errs = json_lines(&o);
+    let lines: Vec<_> = errs.iter().map(|l| l["line"].clone()).collect();
+    assert_eq!(lines, [3, 5]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("imported 3"));
+    let s: Value =
+        serde_json::from_str(stdout(&run(Some(&db.0), &["stats", "--json"], None)).trim()).unwrap();
+    assert_eq!(
+        (
+            s["users"].as_u64(),
+            s["opted_in"].as_u64(),
+            s["consent_events"].as_u64()
+        ),
+        (Some(3), Some(2), Some(3))
+    );
+    let h = stdout(&run(
+        Some(&db.0),
+        &["history", "--user", "whatsapp:+15550001111"],
+        None,
+    ));
+    assert!(h.contains("crm, row 1"), "{h}");
+}
+
+#[test]
+fn templates_set_and_list() {
+    let db = TempDb::new("cli-templates");
+    let set = |body: &str| {
+        run(
+            Some(&db.0),
+            &[
+                "templates",
+                "set",
+                "--name",
+                "otp",
+                "--language",
+                "en",
+                "--category",
+                "AUTHENTICATION",
+                "--status",
+                "approved",
+                "--body",
+                body,
+                "--at",
+                "2026-03-01T00:00:00Z",
+            ],
+            None,
+        )
+    };
+    let o = set("Code {{ 1 }}");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("{{ 1 }}"));
+    assert_eq!(set("Code {{1}}").status.code(), Some(0));
+    let list = json_lines(&run(Some(&db.0), &["templates", "list", "--json"], None));
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["category"], "authentication");
+    assert_eq!(list[0]["status"], "approved");
+}
+
+#[test]
+fn replay_runs_our_scenarios() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.to_string_lossy().ends_with(".jsonl")
+                && !p.to_string_lossy().ends_with(".expected.jsonl")
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for f in files {
+        let o = run(None, &["replay", f.to_str().unwrap()], None);
+        let expected =
+            std::fs::read_to_string(f.to_string_lossy().replace(".jsonl", ".expected.jsonl"))
+                .unwrap();
+        let want: Vec<Value> = expected
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let got = json_lines(&o);
+        assert_eq!(got.len(), want.len(), "{}", f.display());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g["line"], w["line"], "{}", f.display());
+            if w.get("error").is_some() {
+                assert!(g.get("error").is_some(), "{}: {g}", f.display());
+            } else {
+                assert_eq!(
+                    (&g["decision"], &g["reason"]),
+                    (&w["decision"], &w["reason"]),
+                    "{}",
+                    f.display()
+                );
+            }
+        }
+        let any_error = want.iter().any(|w| w.get("error").is_some());
+        assert_eq!(
+            o.status.code(),
+            Some(if any_error { 1 } else { 0 }),
+            "{}",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn a_killed_ingest_keeps_every_acknowledged_line() {
+    let db = TempDb::new("cli-kill");
+    let mut child = wagate()
+        .arg("--db")
+        .arg(&db.0)
+        .args(["ingest", "-", "--batch", "50"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut acks = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acked = Vec::new();
+    // Feed lines in bursts; after each burst read the acks that came back.
+    for burst in 0..6 {
+        for i in 0..40 {
+            let n = burst * 40 + i;
+            writeln!(
+                input,
+                r#"{{"op":"consent","at":"2026-03-01T08:00:00Z","user":"whatsapp:+1555{n:07}","action":"opt_in","source":"import","evidence":"row {n}"}}"#
+            )
+            .unwrap();
+        }
+        input.flush().unwrap();
+        while acked.len() < (burst + 1) * 40 {
+            let line = acks.next().unwrap().unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["ok"], true);
+            acked.push(v["line"].as_u64().unwrap());
+        }
+    }
+    // More lines that may or may not be acknowledged, then a hard kill.
+    for n in 240..400 {
+        let _ = writeln!(
+            input,
+            r#"{{"op":"consent","at":"2026-03-01T08:00:00Z","user":"whatsapp:+1555{n:07}","action":"opt_in","source":"import","evidence":"row {n}"}}"#
+        );
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    drop(input);
+    let s: Value =
+        serde_json::from_str(stdout(&run(Some(&db.0), &["stats", "--json"], None)).trim()).unwrap();
+    let stored = s["consent_events"].as_u64().unwrap();
+    assert!(
+        stored >= acked.len() as u64,
+        "{stored} stored < {} acknowledged",
+        acked.len()
+    );
+    // Every acknowledged line is there, by its evidence.
+    let export = stdout(&run(Some(&db.0), &["export"], None));
+    for line in acked {
+        let n = line - 1;
+        assert!(
+            export.contains(&format!("\"row {n}\"")),
+            "acknowledged line {line} lost"
+        );
+    }
+}
