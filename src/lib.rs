@@ -91,3 +91,8 @@ pub use policy::{
     Reason, Scope, SendRequest, TemplateBody, TemplateStatus, Variables, Verdict,
 };
 pub use time::{Clock, ManualClock, SystemClock, TimeError, Timestamp};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

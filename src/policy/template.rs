@@ -120,6 +120,11 @@ pub enum TemplateError {
         /// The first number missing.
         missing: u64,
     },
+    /// `{{0}}`: positional placeholders count from 1.
+    #[error(
+        "malformed template body: {{{{0}}}} is not a placeholder; positional placeholders count from 1"
+    )]
+    Zero,
     /// A positional number too large to be 1..n of any body.
     #[error("malformed template body: {{{{{0}}}}} is too large for a positional placeholder")]
     TooLarge(String),
@@ -189,10 +194,12 @@ impl TemplateBody {
             (true, true) => Kind::None,
             (false, false) => return Err(TemplateError::MixedPlaceholders),
             (false, true) => {
+                if numbers.contains(&0) {
+                    return Err(TemplateError::Zero);
+                }
                 let max = numbers.last().copied().unwrap_or(0);
-                // 0 is never valid; otherwise the set must be 1..=max.
                 let missing = (1..=max).find(|i| !numbers.contains(i));
-                if numbers.contains(&0) || missing.is_some() {
+                if missing.is_some() {
                     return Err(TemplateError::Gap {
                         max,
                         missing: missing.unwrap_or(1),
