@@ -17,11 +17,14 @@ CREATE TABLE users (
     UNIQUE (business_id, key)
 ) STRICT;
 
--- The audit trail: append-only (see the triggers below).
+-- The audit trail: append-only (see the triggers below). Clustered by user
+-- (WITHOUT ROWID, primary key first), so one user's history is one or two
+-- adjacent pages and needs no second index. `seq` is the ingest order
+-- among the user's events.
 CREATE TABLE consent_events (
-    id          INTEGER PRIMARY KEY,
     business_id INTEGER NOT NULL REFERENCES businesses (id),
     user_id     INTEGER NOT NULL REFERENCES users (id),
+    seq         INTEGER NOT NULL,
     action      TEXT NOT NULL CHECK (action IN ('opt_in', 'opt_out')),
     scope       TEXT NOT NULL CHECK (scope IN ('all', 'marketing')),
     at          INTEGER NOT NULL,
@@ -30,31 +33,32 @@ CREATE TABLE consent_events (
     -- 1 for an opt-in keyword: it counts only after an opt-out (RULES R4).
     conditional INTEGER NOT NULL CHECK (conditional IN (0, 1)),
     source      TEXT NOT NULL CHECK (length(source) > 0),
-    evidence    TEXT
-) STRICT;
-CREATE INDEX consent_events_by_user ON consent_events (user_id, effective, action, scope, conditional);
+    evidence    TEXT,
+    PRIMARY KEY (business_id, user_id, seq)
+) STRICT, WITHOUT ROWID;
 
 CREATE TRIGGER consent_events_no_update BEFORE UPDATE ON consent_events
 BEGIN SELECT RAISE(ABORT, 'consent_events is append-only'); END;
 CREATE TRIGGER consent_events_no_delete BEFORE DELETE ON consent_events
 BEGIN SELECT RAISE(ABORT, 'consent_events is append-only'); END;
 
--- Inbound messages, idempotent by provider id. The body is not kept: only
--- what the rules read from it.
+-- Inbound messages, idempotent by provider id: the primary key is the
+-- unique constraint, so a duplicate webhook is an ON CONFLICT DO NOTHING.
+-- A message without a provider id cannot be deduplicated and is not kept
+-- here (its effects, window and keyword consent, are). The body is not
+-- kept: only what the rules read from it.
 CREATE TABLE inbound_messages (
-    id          INTEGER PRIMARY KEY,
     business_id INTEGER NOT NULL REFERENCES businesses (id),
-    provider_id TEXT,
+    provider_id TEXT NOT NULL,
     user_id     INTEGER NOT NULL REFERENCES users (id),
     sender      TEXT NOT NULL,
     kind        TEXT NOT NULL,
     at          INTEGER NOT NULL,
     received_at INTEGER NOT NULL,
-    effective   INTEGER NOT NULL,
     keyword     TEXT CHECK (keyword IN ('opt_out', 'opt_in', 'help')),
     referral    TEXT CHECK (referral IN ('ctwa_ad', 'page_cta')),
-    UNIQUE (business_id, provider_id)
-) STRICT;
+    PRIMARY KEY (business_id, provider_id)
+) STRICT, WITHOUT ROWID;
 
 -- The customer service window per (business, user, sender). Columns only
 -- ever grow (max), so late events never move a window back.

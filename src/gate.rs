@@ -188,7 +188,7 @@ impl SendOutcome {
 /// One consent event in a user's history, for an auditor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConsentRecord {
-    /// Ingest order (a sequence number across the database).
+    /// Ingest order among this user's events, from 1.
     pub seq: i64,
     /// opt_in / opt_out.
     pub action: Action,
@@ -384,7 +384,7 @@ impl Business<'_> {
             let Some(uid) = db.user_id(self.id, user.as_str(), false)? else {
                 return Ok(Vec::new());
             };
-            let rows = db.consent_history(uid)?;
+            let rows = db.consent_history(self.id, uid)?;
             let facts: Vec<_> = rows
                 .iter()
                 .map(|r| crate::policy::ConsentFact {
@@ -437,8 +437,8 @@ impl Business<'_> {
     }
 
     /// Calls `f` with every consent event of this business received at or
-    /// after `since` (all when `None`), with the user's key, in ingest
-    /// order, streaming from one read snapshot.
+    /// after `since` (all when `None`), with the user's key, user by user
+    /// in ingest order, streaming from one read snapshot.
     ///
     /// # Errors
     /// What `f` returns, or a store error.
@@ -484,7 +484,7 @@ impl Business<'_> {
                 ..Facts::default()
             });
         };
-        let consent = db.consent_facts(uid)?;
+        let consent = db.consent_facts(self.id, uid)?;
         let any_opt_out = consent
             .iter()
             .any(|c| c.action == Action::OptOut && c.scope == Scope::All);

@@ -225,7 +225,7 @@ pub struct Db<'a>(&'a Connection);
 /// A consent event as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsentRow {
-    /// Ingest order.
+    /// Ingest order among the user's events, from 1.
     pub seq: i64,
     /// Opt in or out.
     pub action: Action,
@@ -398,8 +398,10 @@ impl Db<'_> {
         Ok(Some(self.0.last_insert_rowid()))
     }
 
-    /// Records an inbound message. Returns `false`, writing nothing, when a
-    /// message with the same provider id is already stored.
+    /// Records an inbound message by its provider id. Returns `false`,
+    /// writing nothing, when a message with the same id is already stored.
+    /// A message without an id cannot be deduplicated: it is not stored and
+    /// counts as new.
     ///
     /// # Errors
     /// A store error.
@@ -411,24 +413,25 @@ impl Db<'_> {
         received_at: Timestamp,
         keyword: Option<Keyword>,
     ) -> Result<bool> {
-        let effective = crate::time::effective(msg.at, received_at);
+        let Some(id) = &msg.id else {
+            return Ok(true);
+        };
         let n = self
             .0
             .prepare_cached(
                 "INSERT INTO inbound_messages (business_id, provider_id, user_id, sender, kind, at,
-                     received_at, effective, keyword, referral)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     received_at, keyword, referral)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (business_id, provider_id) DO NOTHING",
             )?
             .execute(params![
                 business,
-                msg.id,
+                id,
                 user,
                 msg.to.as_str(),
                 msg.kind.as_str(),
                 msg.at.as_millis(),
                 received_at.as_millis(),
-                effective.as_millis(),
                 keyword.map(keyword_str),
                 msg.referral.map(|r| r.as_str()),
             ])?;
@@ -503,9 +506,11 @@ impl Db<'_> {
     ) -> Result<()> {
         self.0
             .prepare_cached(
-                "INSERT INTO consent_events (business_id, user_id, action, scope, at, received_at,
+                "INSERT INTO consent_events (business_id, user_id, seq, action, scope, at, received_at,
                      effective, conditional, source, evidence)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 VALUES (?1, ?2,
+                     (SELECT coalesce(max(seq), 0) + 1 FROM consent_events WHERE business_id = ?1 AND user_id = ?2),
+                     ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 business,
@@ -526,11 +531,12 @@ impl Db<'_> {
     ///
     /// # Errors
     /// [`Error::Corrupt`] for an unknown action or scope, or a store error.
-    pub fn consent_facts(self, user: i64) -> Result<Vec<ConsentFact>> {
+    pub fn consent_facts(self, business: i64, user: i64) -> Result<Vec<ConsentFact>> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT action, scope, effective, conditional FROM consent_events WHERE user_id = ?1",
+            "SELECT action, scope, effective, conditional FROM consent_events
+             WHERE business_id = ?1 AND user_id = ?2",
         )?;
-        let mut rows = stmt.query([user])?;
+        let mut rows = stmt.query([business, user])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(ConsentFact {
@@ -548,12 +554,12 @@ impl Db<'_> {
     ///
     /// # Errors
     /// [`Error::Corrupt`] for an unknown action or scope, or a store error.
-    pub fn consent_history(self, user: i64) -> Result<Vec<ConsentRow>> {
+    pub fn consent_history(self, business: i64, user: i64) -> Result<Vec<ConsentRow>> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT id, action, scope, at, received_at, effective, conditional, source, evidence
-             FROM consent_events WHERE user_id = ?1 ORDER BY effective, id",
+            "SELECT seq, action, scope, at, received_at, effective, conditional, source, evidence
+             FROM consent_events WHERE business_id = ?1 AND user_id = ?2 ORDER BY effective, seq",
         )?;
-        let mut rows = stmt.query([user])?;
+        let mut rows = stmt.query([business, user])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(ConsentRow {
@@ -1047,8 +1053,8 @@ pub struct TemplateRow {
 
 impl Db<'_> {
     /// Calls `f` with every consent event of a business received at or
-    /// after `since` (all when `None`), with the user's key, in ingest
-    /// order. Streams: memory does not grow with the number of events.
+    /// after `since` (all when `None`), with the user's key, user by user in
+    /// ingest order. Streams: memory does not grow with the number of events.
     ///
     /// # Errors
     /// What `f` returns, [`Error::Corrupt`], or a store error.
@@ -1059,10 +1065,10 @@ impl Db<'_> {
         mut f: impl FnMut(&str, &ConsentRow) -> Result<()>,
     ) -> Result<()> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT c.id, c.action, c.scope, c.at, c.received_at, c.effective, c.conditional,
+            "SELECT c.seq, c.action, c.scope, c.at, c.received_at, c.effective, c.conditional,
                     c.source, c.evidence, u.key
              FROM consent_events c JOIN users u ON u.id = c.user_id
-             WHERE c.business_id = ?1 AND c.received_at >= ?2 ORDER BY c.id",
+             WHERE c.business_id = ?1 AND c.received_at >= ?2 ORDER BY c.user_id, c.seq",
         )?;
         let mut rows = stmt.query(params![
             business,

@@ -225,8 +225,8 @@ fn corrupt_rows_fail_closed() {
     conn.pragma_update(None, "ignore_check_constraints", true)
         .unwrap();
     conn.execute(
-        "INSERT INTO consent_events (business_id, user_id, action, scope, at, received_at, effective, conditional, source)
-         SELECT business_id, user_id, 'maybe', 'all', 0, 0, 0, 0, 'x' FROM consent_events LIMIT 1",
+        "INSERT INTO consent_events (business_id, user_id, seq, action, scope, at, received_at, effective, conditional, source)
+         SELECT business_id, user_id, 99, 'maybe', 'all', 0, 0, 0, 0, 'x' FROM consent_events LIMIT 1",
         [],
     )
     .unwrap();
