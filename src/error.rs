@@ -1,5 +1,7 @@
 //! The error family.
 
+use std::sync::Arc;
+
 use crate::address::AddressError;
 use crate::policy::{ParseEnumError, TemplateError};
 use crate::time::TimeError;
@@ -7,8 +9,9 @@ use crate::time::TimeError;
 /// Everything that can go wrong outside the pure decision.
 ///
 /// Bad input names the problem; a store problem is never turned into an
-/// allow (RULES R6, fail closed).
-#[derive(Debug, thiserror::Error)]
+/// allow (RULES R6, fail closed). `Clone`, so that one failed group commit
+/// can answer every caller in the group.
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An invalid address in an event.
@@ -77,13 +80,13 @@ impl Error {
 }
 
 /// A failure inside SQLite (IO, locking, constraint).
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error(transparent)]
-pub struct StoreError(#[from] rusqlite::Error);
+pub struct StoreError(Arc<rusqlite::Error>);
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error::Store(StoreError(e))
+        Error::Store(StoreError(Arc::new(e)))
     }
 }
 

@@ -6,7 +6,7 @@
 //! user's consent history for an auditor.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde::Serialize;
 
@@ -36,9 +36,173 @@ pub struct GateConfig {
 ///
 /// `Gate` is `Send + Sync`: share it between threads behind an `Arc`.
 pub struct Gate {
+    /// The one writer connection (SQLite has one writer).
     store: Mutex<Store>,
+    /// A reader connection for file databases, so that checks do not wait
+    /// behind a commit's fsync.
+    reader: Option<Mutex<Store>>,
+    committer: Committer,
     config: GateConfig,
     clock: Arc<dyn Clock>,
+}
+
+/// Group commit: concurrent [`Business::ingest`] calls are coalesced into
+/// one transaction and one fsync.
+///
+/// Callers queue their event and wait on a slot of their own. The first
+/// caller to find no leader leads: it gathers the queue, commits it (each
+/// event in its own savepoint), fills every caller's slot, and hands
+/// leadership to the first caller queued meanwhile. A caller returns only
+/// after the transaction holding its event committed, so durability is that
+/// of a single commit. As in LevelDB's writer queue, nobody polls.
+#[derive(Default)]
+struct Committer {
+    queue: Mutex<Queue>,
+    /// Signalled when an event is queued (a gathering leader waits on it).
+    arrived: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<(Job, Arc<Slot>)>,
+    leader: bool,
+    /// A leader is waiting for `last_group` events to gather.
+    gathering: bool,
+    /// The size of the last group: how many callers are ingesting at once.
+    last_group: usize,
+}
+
+struct Job {
+    business: i64,
+    event: Event,
+}
+
+/// Where a waiting caller learns its result, or that it leads next.
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+enum SlotState {
+    #[default]
+    Waiting,
+    Lead,
+    Done(Result<IngestOutcome>),
+}
+
+impl Slot {
+    fn set(&self, state: SlotState) {
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *s = state;
+        self.ready.notify_one();
+    }
+}
+
+/// How long a leader waits for the callers of the last group to queue
+/// their next events. Only spent when the last group had several callers,
+/// so a lone caller never waits; well below the fsync it saves.
+const GATHER: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// Finishes a leader's turn even if the commit panicked: every slot of the
+/// group gets an answer ([`Error::Poisoned`] if none was computed) and
+/// leadership passes on, so no caller waits forever.
+struct Turn<'a> {
+    committer: &'a Committer,
+    slots: Vec<Arc<Slot>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        for slot in self.slots.drain(..) {
+            slot.set(SlotState::Done(Err(Error::Poisoned)));
+        }
+        let mut q = self
+            .committer
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match q.pending.first() {
+            Some((_, next)) => next.set(SlotState::Lead),
+            None => q.leader = false,
+        }
+    }
+}
+
+impl Committer {
+    /// Queues `job` and returns its result once its group committed.
+    fn submit(
+        &self,
+        job: Job,
+        commit: impl Fn(&[Job]) -> Vec<Result<IngestOutcome>>,
+    ) -> Result<IngestOutcome> {
+        let mine = Arc::new(Slot::default());
+        let mut q = self.queue.lock().map_err(|_| Error::Poisoned)?;
+        q.pending.push((job, mine.clone()));
+        if q.gathering && q.pending.len() >= q.last_group {
+            // Wake the gathering leader once, when its group is complete.
+            self.arrived.notify_one();
+        }
+        let lead = !q.leader;
+        q.leader = true;
+        drop(q);
+        if !lead {
+            let mut state = mine.state.lock().map_err(|_| Error::Poisoned)?;
+            loop {
+                match std::mem::take(&mut *state) {
+                    SlotState::Done(r) => return r,
+                    SlotState::Lead => break,
+                    SlotState::Waiting => {
+                        state = mine.ready.wait(state).map_err(|_| Error::Poisoned)?;
+                    }
+                }
+            }
+        }
+        // Leading. Our own job is queued, so this group includes it.
+        let mut q = self.queue.lock().map_err(|_| Error::Poisoned)?;
+        let target = q.last_group;
+        if target > 1 && q.pending.len() < target {
+            // Under concurrency, let the last group's callers catch up, so
+            // one fsync covers as many events as there are callers.
+            let deadline = std::time::Instant::now() + GATHER;
+            q.gathering = true;
+            while q.pending.len() < target {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                q = self
+                    .arrived
+                    .wait_timeout(q, left)
+                    .map_err(|_| Error::Poisoned)?
+                    .0;
+            }
+            q.gathering = false;
+        }
+        let (jobs, slots): (Vec<Job>, Vec<Arc<Slot>>) =
+            std::mem::take(&mut q.pending).into_iter().unzip();
+        q.last_group = jobs.len();
+        drop(q);
+        let mut turn = Turn {
+            committer: self,
+            slots,
+        };
+        let results = commit(&jobs);
+        let mut own = Err(Error::Poisoned);
+        for (slot, r) in std::mem::take(&mut turn.slots).into_iter().zip(results) {
+            if Arc::ptr_eq(&slot, &mine) {
+                own = r;
+            } else {
+                slot.set(SlotState::Done(r));
+            }
+        }
+        drop(turn);
+        own
+    }
 }
 
 impl std::fmt::Debug for Gate {
@@ -56,7 +220,10 @@ impl Gate {
     /// # Errors
     /// [`Error::SchemaTooNew`], [`Error::Corrupt`] or a store error.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(Self::from_store(Store::open(path.as_ref())?))
+        let writer = Store::open(path.as_ref())?;
+        let mut gate = Self::from_store(writer);
+        gate.reader = Some(Mutex::new(Store::open_reader(path.as_ref())?));
+        Ok(gate)
     }
 
     /// A gate on a private in-memory database.
@@ -70,6 +237,8 @@ impl Gate {
     fn from_store(store: Store) -> Self {
         Gate {
             store: Mutex::new(store),
+            reader: None,
+            committer: Committer::default(),
             config: GateConfig::default(),
             clock: Arc::new(SystemClock),
         }
@@ -104,11 +273,16 @@ impl Gate {
                 "business name must not be empty".into(),
             ));
         }
-        let id = self.lock()?.write(|w| {
-            w.db().business_id(name, true)?.ok_or_else(|| {
-                Error::InvalidEvent(format!("business {name:?} could not be created"))
-            })
-        })?;
+        // Look up first: a business exists after its first use, and a read
+        // costs no commit.
+        let id = match self.read(|db| db.business_id(name, false))? {
+            Some(id) => id,
+            None => self.write(|w| {
+                w.db().business_id(name, true)?.ok_or_else(|| {
+                    Error::InvalidEvent(format!("business {name:?} could not be created"))
+                })
+            })?,
+        };
         Ok(Business { gate: self, id })
     }
 
@@ -121,7 +295,31 @@ impl Gate {
     }
 
     fn read<T>(&self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<T> {
-        self.lock()?.read(f)
+        match &self.reader {
+            Some(r) => r.lock().map_err(|_| Error::Poisoned)?.read(f),
+            None => self.lock()?.read(f),
+        }
+    }
+
+    /// Commits one group of queued events in one transaction; a failure of
+    /// the transaction is every event's answer.
+    fn commit_group(&self, jobs: &[Job]) -> Vec<Result<IngestOutcome>> {
+        let group = self.write(|w| {
+            let now = self.clock.now();
+            jobs.iter()
+                .map(|j| {
+                    let b = Business {
+                        gate: self,
+                        id: j.business,
+                    };
+                    w.item(|db| b.apply(db, &j.event, now))
+                })
+                .collect()
+        });
+        match group {
+            Ok(results) => results,
+            Err(e) => jobs.iter().map(|_| Err(e.clone())).collect(),
+        }
     }
 }
 
@@ -253,10 +451,13 @@ impl Business<'_> {
     /// A typed error naming the problem with the event (nothing is
     /// written), or a store error.
     pub fn ingest(&self, event: &Event) -> Result<IngestOutcome> {
-        self.gate.write(|w| {
-            let now = self.gate.clock.now();
-            self.apply(w.db(), event, now)
-        })
+        let job = Job {
+            business: self.id,
+            event: event.clone(),
+        };
+        self.gate
+            .committer
+            .submit(job, |jobs| self.gate.commit_group(jobs))
     }
 
     /// Ingests events in one transaction. Each event is applied in a
@@ -664,7 +865,7 @@ impl Business<'_> {
                         ..IngestOutcome::default()
                     });
                 }
-                self.user(db, &m.from)?
+                db.insert_user(self.id, m.from.as_str())?
             }
         };
         if !db.insert_inbound(self.id, uid, m, received, keyword)? {

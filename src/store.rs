@@ -31,6 +31,11 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// `PRAGMA application_id` of wagate databases ("wAGT").
 const APPLICATION_ID: i64 = 0x7741_4754;
 
+/// `PRAGMA cache_size` per connection: negative means KiB (16 MiB). The
+/// hot interior pages of a million-user database fit; memory stays bounded
+/// whatever the number of users.
+pub const CACHE_SIZE: i64 = -16 * 1024;
+
 /// How long a connection waits for another writer before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -52,6 +57,24 @@ impl Store {
         Self::init(Connection::open(path)?)
     }
 
+    /// A second connection to a file another [`Store`] opened: for reads
+    /// that must not wait behind a writer's fsync (WAL lets them run side
+    /// by side). It applies no migration; every transaction checks the
+    /// schema version.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn open_reader(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "cache_size", CACHE_SIZE)?;
+        let store = Store { conn };
+        check_schema(&store.conn)?;
+        Ok(store)
+    }
+
     /// A private in-memory database.
     ///
     /// # Errors
@@ -64,6 +87,7 @@ impl Store {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "cache_size", CACHE_SIZE)?;
         let mut store = Store { conn };
         store.migrate()?;
         // Only a database known to be ours is switched to WAL.
@@ -197,16 +221,20 @@ impl Writer<'_> {
     /// A store failure (SQLite, schema, corrupt row), which fails the whole
     /// transaction; the item's own input error is returned inside the `Ok`.
     pub fn item<T>(&mut self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<Result<T>> {
-        let mut sp = self.tx.savepoint()?;
-        let out = f(Db(&sp));
-        match out {
+        // Cached statements: a batch opens one savepoint per item.
+        let run = |sql: &str| -> Result<()> {
+            self.tx.prepare_cached(sql)?.execute([])?;
+            Ok(())
+        };
+        run("SAVEPOINT item")?;
+        match f(Db(&self.tx)) {
             Ok(v) => {
-                sp.commit()?;
+                run("RELEASE item")?;
                 Ok(Ok(v))
             }
             Err(e) => {
-                sp.rollback()?;
-                sp.commit()?;
+                run("ROLLBACK TO item")?;
+                run("RELEASE item")?;
                 if e.is_store_failure() {
                     // Not the item's fault: the whole batch fails.
                     Err(e)
@@ -379,6 +407,17 @@ impl Db<'_> {
         Ok(Some(self.0.last_insert_rowid()))
     }
 
+    /// Adds a user to a business; returns its id.
+    ///
+    /// # Errors
+    /// A store error (a constraint error if the user exists).
+    pub fn insert_user(self, business: i64, key: &str) -> Result<i64> {
+        self.0
+            .prepare_cached("INSERT INTO users (business_id, key) VALUES (?1, ?2)")?
+            .execute(params![business, key])?;
+        Ok(self.0.last_insert_rowid())
+    }
+
     /// The id of a user of a business, created when `create` is set.
     ///
     /// # Errors
@@ -392,10 +431,7 @@ impl Db<'_> {
         if found.is_some() || !create {
             return Ok(found);
         }
-        self.0
-            .prepare_cached("INSERT INTO users (business_id, key) VALUES (?1, ?2)")?
-            .execute(params![business, key])?;
-        Ok(Some(self.0.last_insert_rowid()))
+        self.insert_user(business, key).map(Some)
     }
 
     /// Records an inbound message by its provider id. Returns `false`,

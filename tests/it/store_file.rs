@@ -503,3 +503,57 @@ fn transport_errors_feed_back_and_retry_rules() {
     clock.set(t(3 * HOUR));
     assert_eq!(b.check(&req).unwrap().reason, Reason::WindowOpen);
 }
+
+#[test]
+fn concurrent_ingest_is_grouped_durable_and_isolated() {
+    let db = TempDb::new("group-commit");
+    let clock = Arc::new(ManualClock::new(t(HOUR)));
+    let gate = Arc::new(open(&db, &clock));
+    let threads: Vec<_> = (0..8u8)
+        .map(|k| {
+            let gate = gate.clone();
+            std::thread::spawn(move || {
+                let b = gate.business("acme").unwrap();
+                let mut bad = 0;
+                for i in 0..40 {
+                    if i % 10 == 9 {
+                        // A bad event in the middle of the traffic: it fails
+                        // alone, whatever group it lands in.
+                        let r = b.ingest(&Event::Status(wagate::StatusCallback {
+                            id: format!("never-{k}-{i}"),
+                            status: wagate::DeliveryStatus::Sent,
+                            error_code: None,
+                            at: t(0),
+                            received_at: None,
+                        }));
+                        assert!(matches!(r, Err(Error::UnknownMessage(_))));
+                        bad += 1;
+                    } else {
+                        let action = if i % 2 == 0 {
+                            Action::OptIn
+                        } else {
+                            Action::OptOut
+                        };
+                        let out = b
+                            .ingest(&consent(&user(k), action, Scope::All, i * MINUTE))
+                            .unwrap();
+                        assert!(!out.duplicate);
+                    }
+                }
+                bad
+            })
+        })
+        .collect();
+    let bad: usize = threads.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(bad, 32);
+    drop(gate);
+    // Everything acknowledged is on disk, per user, in order.
+    let gate = open(&db, &clock);
+    let b = gate.business("acme").unwrap();
+    for k in 0..8 {
+        let h = b.consent_history(&user(k)).unwrap();
+        assert_eq!(h.len(), 36, "user {k}");
+        let seqs: Vec<i64> = h.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..=36).collect::<Vec<_>>());
+    }
+}

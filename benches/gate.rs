@@ -1,0 +1,695 @@
+//! wagate against a raw rusqlite baseline doing the same IO.
+//!
+//! Run with `cargo bench`. The first run builds the fixtures (10,000 and
+//! 1,000,000 users with history) under `target/wagate-bench/` and reuses
+//! them afterwards. `python3 benches/ratios.py` prints the ratios.
+//!
+//! Fairness: the raw side uses `prepare_cached` statements, the same
+//! pragmas (WAL, synchronous=FULL, foreign_keys=ON, busy timeout), the same
+//! schema and indexes, and one transaction per operation like the gate.
+
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rusqlite::{Connection, TransactionBehavior, params};
+use wagate::policy::{ConsentFact, Facts, PolicyConfig, TemplateFacts, WindowFacts, decide};
+use wagate::{
+    Action, Address, Category, Content, Event, Gate, InboundMessage, ManualClock, MessageKind,
+    Scope, SendRequest, TemplateBody, TemplateStatus, Timestamp, Variables,
+};
+
+const BUSINESS: &str = "bench";
+/// 2026-03-01T00:00:00Z
+const T0: i64 = 1_772_323_200_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+/// "now" for the checks: 30 days into the fixture's history.
+const NOW: i64 = T0 + 30 * DAY;
+const SENDERS: usize = 5;
+const TEMPLATES: usize = 10;
+const EVENTS_PER_USER: u64 = 10;
+
+/// splitmix64: a small deterministic generator, so fixtures and request
+/// lists are the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn user_key(i: u64) -> String {
+    format!("whatsapp:+1{:010}", 2_000_000_000 + i)
+}
+
+fn sender_key(i: usize) -> String {
+    format!("whatsapp:+1415523{:04}", 8_000 + i)
+}
+
+fn template_name(i: usize) -> String {
+    format!("template_{i}")
+}
+
+fn bench_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wagate-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// The same pragmas the gate sets.
+fn raw_connection(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.busy_timeout(wagate::store::BUSY_TIMEOUT).unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.pragma_update(None, "cache_size", wagate::store::CACHE_SIZE)
+        .unwrap();
+    let _: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .unwrap();
+    conn
+}
+
+/// Reads a file once so that it sits in the OS page cache: the check
+/// benchmarks then measure a warm database on both sides, whichever runs
+/// first.
+fn warm(path: &Path) {
+    let mut f = std::fs::File::open(path).unwrap();
+    std::io::copy(&mut f, &mut std::io::sink()).unwrap();
+}
+
+/// A database of `users` users, each with about 10 consent events and 1-3
+/// windows (with their inbound messages), built once and reused.
+fn fixture(users: u64) -> PathBuf {
+    let path = bench_dir().join(format!(
+        "fixture-{users}-v{}.db",
+        wagate::store::SCHEMA_VERSION
+    ));
+    let done = path.with_extension("done");
+    if done.exists() && path.exists() {
+        return path;
+    }
+    remove_db(&path);
+    let started = Instant::now();
+    eprintln!("building fixture {} ...", path.display());
+    {
+        let gate = Gate::open(&path).unwrap();
+        let business = gate.business(BUSINESS).unwrap();
+        for t in 0..TEMPLATES {
+            let category = if t % 3 == 0 {
+                Category::Marketing
+            } else {
+                Category::Utility
+            };
+            business
+                .ingest(&Event::Template(wagate::TemplateRecord {
+                    name: template_name(t),
+                    language: "en".into(),
+                    category,
+                    status: TemplateStatus::approved(),
+                    body: TemplateBody::parse("Hello {{1}}, your order {{2}} is ready.").unwrap(),
+                    at: Timestamp::from_millis(T0),
+                    received_at: None,
+                    twilio_content_sid: Some(format!("HX{t:032}")),
+                    meta_template_id: None,
+                }))
+                .unwrap();
+        }
+    }
+    let mut conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "synchronous", "OFF").unwrap();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    let business: i64 = tx
+        .query_row(
+            "SELECT id FROM businesses WHERE name = ?1",
+            [BUSINESS],
+            |r| r.get(0),
+        )
+        .unwrap();
+    {
+        let mut user = tx
+            .prepare("INSERT INTO users (id, business_id, key) VALUES (?1, ?2, ?3)")
+            .unwrap();
+        let mut consent = tx
+            .prepare(
+                "INSERT INTO consent_events (business_id, user_id, seq, action, scope, at, received_at,
+                     effective, conditional, source, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8, ?9)",
+            )
+            .unwrap();
+        let mut window = tx
+            .prepare(
+                "INSERT INTO windows (business_id, user_id, sender, last_inbound, closed_through, referral_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+            )
+            .unwrap();
+        let mut inbound = tx
+            .prepare(
+                "INSERT INTO inbound_messages (business_id, provider_id, user_id, sender, kind, at, received_at)
+                 VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?5)",
+            )
+            .unwrap();
+        let mut rng = Rng(users);
+        for u in 1..=users {
+            let uid = u as i64;
+            user.execute(params![uid, business, user_key(u)]).unwrap();
+            let mut t = T0 + rng.below(DAY as u64) as i64;
+            for seq in 1..=EVENTS_PER_USER {
+                let roll = rng.below(100);
+                let (action, scope, conditional, source) = match roll {
+                    0..=49 => ("opt_in", "all", 0, "web_form"),
+                    50..=64 => ("opt_out", "all", 0, "keyword"),
+                    65..=79 => ("opt_in", "all", 1, "keyword"),
+                    80..=89 => ("opt_out", "marketing", 0, "provider_preference"),
+                    _ => ("opt_in", "marketing", 0, "app"),
+                };
+                consent
+                    .execute(params![
+                        business,
+                        uid,
+                        seq as i64,
+                        action,
+                        scope,
+                        t,
+                        conditional,
+                        source,
+                        format!("fixture event {seq}")
+                    ])
+                    .unwrap();
+                t += rng.below(3 * DAY as u64) as i64;
+            }
+            let windows = 1 + rng.below(3) as usize;
+            let first = rng.below(SENDERS as u64) as usize;
+            for w in 0..windows {
+                let sender = sender_key((first + w) % SENDERS);
+                let last = NOW - rng.below(2 * DAY as u64) as i64;
+                let closed: Option<i64> = (rng.below(10) == 0).then_some(last + HOUR);
+                window
+                    .execute(params![business, uid, sender, last, closed])
+                    .unwrap();
+                inbound
+                    .execute(params![
+                        business,
+                        format!("SM{u:010}{w}"),
+                        uid,
+                        sender,
+                        last
+                    ])
+                    .unwrap();
+            }
+        }
+    }
+    tx.commit().unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    let _: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+        .unwrap();
+    drop(conn);
+    std::fs::write(&done, b"ok").unwrap();
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "fixture {users} users: {:.1} MiB, {:.0} bytes/user, built in {:.0?}",
+        size as f64 / 1048576.0,
+        size as f64 / users as f64,
+        started.elapsed()
+    );
+    path
+}
+
+/// Random check requests over `users` users: freeform and templates,
+/// random senders.
+fn requests(users: u64, n: usize) -> Vec<SendRequest> {
+    let mut rng = Rng(7);
+    (0..n)
+        .map(|_| {
+            let user = user_key(1 + rng.below(users));
+            let sender = sender_key(rng.below(SENDERS as u64) as usize);
+            let content = if rng.below(2) == 0 {
+                Content::text("hello")
+            } else {
+                Content::template(
+                    template_name(rng.below(TEMPLATES as u64) as usize),
+                    "en",
+                    Variables::positional(["Ana", "A-17"]),
+                )
+            };
+            SendRequest::new(&sender, &user, content)
+        })
+        .collect()
+}
+
+fn gate_on(path: &Path) -> Gate {
+    Gate::open(path)
+        .unwrap()
+        .with_clock(Arc::new(ManualClock::new(Timestamp::from_millis(NOW))))
+}
+
+/// The rows a check reads, fetched by hand: the same statements the store
+/// runs, in one read transaction, without the policy.
+struct RawCheck {
+    conn: Connection,
+    business: i64,
+}
+
+impl RawCheck {
+    fn new(path: &Path) -> Self {
+        let conn = raw_connection(path);
+        let business = conn
+            .query_row(
+                "SELECT id FROM businesses WHERE name = ?1",
+                [BUSINESS],
+                |r| r.get(0),
+            )
+            .unwrap();
+        RawCheck { conn, business }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn check(&mut self, req: &SendRequest) -> usize {
+        let b = self.business;
+        let tx = self.conn.transaction().unwrap();
+        let mut fetched = 0;
+        let (Ok(sender), Ok(user)) = (req.sender(), req.user()) else {
+            return 0;
+        };
+        if let Content::Template { name, language, .. } = req.content() {
+            let row: Option<(String, String, String)> = tx
+                .prepare_cached(
+                    "SELECT category, body, status FROM templates
+                     WHERE business_id = ?1 AND name = ?2 AND language = ?3",
+                )
+                .unwrap()
+                .query_row(params![b, name, language], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .ok();
+            fetched += usize::from(row.is_some());
+        }
+        let uid: Option<i64> = tx
+            .prepare_cached("SELECT id FROM users WHERE business_id = ?1 AND key = ?2")
+            .unwrap()
+            .query_row(params![b, user.as_str()], |r| r.get(0))
+            .ok();
+        if let Some(uid) = uid {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT action, scope, effective, conditional FROM consent_events
+                     WHERE business_id = ?1 AND user_id = ?2",
+                )
+                .unwrap();
+            let mut rows = stmt.query(params![b, uid]).unwrap();
+            let mut any_opt_out = false;
+            while let Some(r) = rows.next().unwrap() {
+                let action: String = r.get(0).unwrap();
+                let scope: String = r.get(1).unwrap();
+                let _effective: i64 = r.get(2).unwrap();
+                let _conditional: bool = r.get(3).unwrap();
+                any_opt_out |= action == "opt_out" && scope == "all";
+                fetched += 1;
+            }
+            drop(rows);
+            drop(stmt);
+            let window: Option<(Option<i64>, Option<i64>, Option<i64>)> = tx
+                .prepare_cached(
+                    "SELECT last_inbound, closed_through, referral_at FROM windows
+                     WHERE business_id = ?1 AND user_id = ?2 AND sender = ?3",
+                )
+                .unwrap()
+                .query_row(params![b, uid, sender.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .ok();
+            fetched += usize::from(window.is_some());
+            if any_opt_out {
+                let last: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT max(at) FROM sends
+                         WHERE user_id = ?1 AND reason = 'opt_out_confirmation' AND state IN ('reserved', 'sent')",
+                    )
+                    .unwrap()
+                    .query_row([uid], |r| r.get(0))
+                    .unwrap();
+                fetched += usize::from(last.is_some());
+            }
+        }
+        tx.finish().unwrap();
+        fetched
+    }
+}
+
+fn bench_check(c: &mut Criterion) {
+    let big = fixture(1_000_000);
+    let small = fixture(10_000);
+    let reqs_big = requests(1_000_000, 20_000);
+    let reqs_small = requests(10_000, 20_000);
+
+    warm(&big);
+    warm(&small);
+    let mut g = c.benchmark_group("check");
+    let gate = gate_on(&big);
+    let business = gate.business(BUSINESS).unwrap();
+    let mut i = 0;
+    g.bench_function("gate", |b| {
+        b.iter(|| {
+            i = (i + 1) % reqs_big.len();
+            black_box(business.check(&reqs_big[i]).unwrap())
+        })
+    });
+    let mut raw = RawCheck::new(&big);
+    g.bench_function("raw_sqlite", |b| {
+        b.iter(|| {
+            i = (i + 1) % reqs_big.len();
+            black_box(raw.check(&reqs_big[i]))
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("check_scale");
+    let gate_small = gate_on(&small);
+    let business_small = gate_small.business(BUSINESS).unwrap();
+    g.bench_function("10k", |b| {
+        b.iter(|| {
+            i = (i + 1) % reqs_small.len();
+            black_box(business_small.check(&reqs_small[i]).unwrap())
+        })
+    });
+    g.bench_function("1m", |b| {
+        b.iter(|| {
+            i = (i + 1) % reqs_big.len();
+            black_box(business.check(&reqs_big[i]).unwrap())
+        })
+    });
+    g.finish();
+}
+
+fn bench_decide(c: &mut Criterion) {
+    let at = |h: i64| Timestamp::from_millis(T0 + h * HOUR);
+    let facts = Facts {
+        consent: (0..10)
+            .map(|i| ConsentFact {
+                action: if i % 4 == 1 {
+                    Action::OptOut
+                } else {
+                    Action::OptIn
+                },
+                scope: if i % 5 == 4 {
+                    Scope::Marketing
+                } else {
+                    Scope::All
+                },
+                effective: at(i * 7),
+                conditional: i % 4 == 2,
+            })
+            .collect(),
+        window: WindowFacts {
+            last_inbound: Some(at(70)),
+            closed_through: None,
+            referral_at: None,
+            first_reply_after_referral: None,
+        },
+        template: Some(TemplateFacts {
+            category: Category::Utility,
+            status: TemplateStatus::approved(),
+            body: TemplateBody::parse("Hello {{1}}, your order {{2}} is ready.").unwrap(),
+        }),
+        last_confirmation_at: None,
+    };
+    let freeform = SendRequest::new(&sender_key(0), &user_key(1), Content::text("hello"));
+    let template = SendRequest::new(
+        &sender_key(0),
+        &user_key(1),
+        Content::template("t", "en", Variables::positional(["Ana", "A-17"])),
+    );
+    let config = PolicyConfig::default();
+    let now = at(80);
+    let mut g = c.benchmark_group("decide");
+    g.bench_function("pure", |b| {
+        let mut flip = false;
+        b.iter(|| {
+            flip = !flip;
+            let req = if flip { &freeform } else { &template };
+            black_box(decide(black_box(req), black_box(&facts), now, &config))
+        })
+    });
+    g.finish();
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Fresh inbound messages (new provider ids) from a pool of 100,000 users.
+fn inbound_events(n: usize, seed: u64) -> Vec<InboundMessage> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|_| {
+            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+            let user = Address::parse(&user_key(1 + rng.below(100_000))).unwrap();
+            let sender = Address::parse(&sender_key(rng.below(SENDERS as u64) as usize)).unwrap();
+            let at = Timestamp::from_millis(NOW - rng.below(HOUR as u64) as i64);
+            InboundMessage {
+                id: Some(format!("SMb{id:012}")),
+                from: user,
+                to: sender,
+                kind: MessageKind::Text,
+                body: Some("Where is my order?".into()),
+                at,
+                received_at: Some(at),
+                referral: None,
+            }
+        })
+        .collect()
+}
+
+/// The writes an inbound message makes, by hand: find or create the user,
+/// insert the message (idempotent), raise the window.
+struct RawIngest {
+    conn: Connection,
+    business: i64,
+}
+
+impl RawIngest {
+    fn new(path: &Path) -> Self {
+        let conn = raw_connection(path);
+        conn.execute(
+            "INSERT OR IGNORE INTO businesses (name) VALUES (?1)",
+            [BUSINESS],
+        )
+        .unwrap();
+        let business = conn
+            .query_row(
+                "SELECT id FROM businesses WHERE name = ?1",
+                [BUSINESS],
+                |r| r.get(0),
+            )
+            .unwrap();
+        RawIngest { conn, business }
+    }
+
+    fn one(tx: &Connection, b: i64, m: &InboundMessage) {
+        let key = m.from.as_str();
+        let uid: i64 = match tx
+            .prepare_cached("SELECT id FROM users WHERE business_id = ?1 AND key = ?2")
+            .unwrap()
+            .query_row(params![b, key], |r| r.get(0))
+        {
+            Ok(id) => id,
+            Err(_) => {
+                tx.prepare_cached("INSERT INTO users (business_id, key) VALUES (?1, ?2)")
+                    .unwrap()
+                    .execute(params![b, key])
+                    .unwrap();
+                tx.last_insert_rowid()
+            }
+        };
+        let at = m.at.as_millis();
+        let n = tx
+            .prepare_cached(
+                "INSERT INTO inbound_messages (business_id, provider_id, user_id, sender, kind, at, received_at, keyword, referral)
+                 VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?5, NULL, NULL)
+                 ON CONFLICT (business_id, provider_id) DO NOTHING",
+            )
+            .unwrap()
+            .execute(params![b, m.id, uid, m.to.as_str(), at])
+            .unwrap();
+        if n == 1 {
+            tx.prepare_cached(
+                "INSERT INTO windows (business_id, user_id, sender, last_inbound) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (business_id, user_id, sender) DO UPDATE SET
+                     last_inbound = max(coalesce(last_inbound, excluded.last_inbound), excluded.last_inbound)",
+            )
+            .unwrap()
+            .execute(params![b, uid, m.to.as_str(), at])
+            .unwrap();
+        }
+    }
+
+    fn batch(&mut self, msgs: &[InboundMessage]) {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        for m in msgs {
+            Self::one(&tx, self.business, m);
+        }
+        tx.commit().unwrap();
+    }
+}
+
+fn fresh_db(name: &str) -> PathBuf {
+    let path = bench_dir().join(format!("{name}.db"));
+    remove_db(&path);
+    drop(Gate::open(&path).unwrap());
+    path
+}
+
+fn bench_ingest(c: &mut Criterion) {
+    // One batch of 1,000 inbound messages, one transaction.
+    let mut g = c.benchmark_group("ingest_batch");
+    g.throughput(Throughput::Elements(1000));
+    let path = fresh_db("ingest-batch-gate");
+    let gate = gate_on(&path);
+    let business = gate.business(BUSINESS).unwrap();
+    g.bench_function("gate", |b| {
+        b.iter_batched(
+            || {
+                inbound_events(1000, NEXT_ID.load(Ordering::Relaxed))
+                    .into_iter()
+                    .map(Event::Inbound)
+                    .collect::<Vec<_>>()
+            },
+            |events| black_box(business.ingest_batch(&events).unwrap()),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    let raw_path = fresh_db("ingest-batch-raw");
+    let mut raw = RawIngest::new(&raw_path);
+    g.bench_function("raw_sqlite", |b| {
+        b.iter_batched(
+            || inbound_events(1000, NEXT_ID.load(Ordering::Relaxed)),
+            |msgs| raw.batch(&msgs),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+
+    // One inbound message, one durable commit. Gate and raw share one
+    // database file, so both see the same WAL and file state.
+    let mut g = c.benchmark_group("ingest_durable");
+    g.throughput(Throughput::Elements(1));
+    g.measurement_time(Duration::from_secs(8));
+    let path = fresh_db("ingest-durable");
+    let gate = Arc::new(gate_on(&path));
+    let business = gate.business(BUSINESS).unwrap();
+    let mut raw = RawIngest::new(&path);
+    g.bench_function("raw_sqlite", |b| {
+        b.iter_batched(
+            || inbound_events(1, NEXT_ID.load(Ordering::Relaxed)),
+            |msgs| raw.batch(&msgs),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("gate", |b| {
+        b.iter_batched(
+            || Event::Inbound(inbound_events(1, NEXT_ID.load(Ordering::Relaxed)).remove(0)),
+            |e| black_box(business.ingest(&e).unwrap()),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+
+    // Eight threads, each ingesting single events and waiting for each to
+    // be durable: the group commit coalesces them. `raw_sqlite_8_per_commit`
+    // is the ceiling on this disk: one thread committing exactly 8 events
+    // per durable transaction, with no coordination at all.
+    let mut g = c.benchmark_group("ingest_concurrent");
+    g.throughput(Throughput::Elements(1));
+    g.measurement_time(Duration::from_secs(8));
+    g.bench_function("8_threads", |b| {
+        b.iter_custom(|iters| {
+            let per_thread = iters.div_ceil(8) as usize;
+            let work: Vec<Vec<Event>> = (0..8)
+                .map(|t| {
+                    inbound_events(per_thread, NEXT_ID.load(Ordering::Relaxed) + t)
+                        .into_iter()
+                        .map(Event::Inbound)
+                        .collect()
+                })
+                .collect();
+            let started = Instant::now();
+            std::thread::scope(|s| {
+                for events in &work {
+                    let gate = &gate;
+                    s.spawn(move || {
+                        let business = gate.business(BUSINESS).unwrap();
+                        for e in events {
+                            black_box(business.ingest(e).unwrap());
+                        }
+                    });
+                }
+            });
+            // Time per event, as if `iters` events were ingested.
+            started
+                .elapsed()
+                .mul_f64(iters as f64 / (per_thread * 8) as f64)
+        })
+    });
+    g.bench_function("raw_sqlite_8_per_commit", |b| {
+        b.iter_custom(|iters| {
+            let commits = iters.div_ceil(8) as usize;
+            let work: Vec<Vec<InboundMessage>> = (0..commits)
+                .map(|k| inbound_events(8, NEXT_ID.load(Ordering::Relaxed) + k as u64))
+                .collect();
+            let started = Instant::now();
+            for msgs in &work {
+                raw.batch(msgs);
+            }
+            started
+                .elapsed()
+                .mul_f64(iters as f64 / (commits * 8) as f64)
+        })
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_decide, bench_check, bench_ingest
+}
+criterion_main!(benches);

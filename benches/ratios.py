@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Print wagate's benchmark figures and ratios from criterion's output.
+
+usage: python3 benches/ratios.py [target/criterion]
+Reads each benchmark's median (new/estimates.json) after `cargo bench`."""
+import json
+import os
+import sys
+
+root = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
+
+
+def median_ns(bench):
+    path = os.path.join(root, *bench.split("/"), "new", "estimates.json")
+    try:
+        with open(path) as f:
+            return json.load(f)["median"]["point_estimate"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def fmt(ns):
+    if ns is None:
+        return "-"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.1f} µs"
+    return f"{ns:.0f} ns"
+
+
+# (what, numerator, denominator, target, how the ratio is read)
+rows = [
+    ("check on 1M users, gate / raw", "check/gate", "check/raw_sqlite", 1.5, "time"),
+    ("check 1M / 10k users", "check_scale/1m", "check_scale/10k", 1.5, "time"),
+    ("ingest 1,000 in one tx, gate / raw", "ingest_batch/gate", "ingest_batch/raw_sqlite", 1.4, "time"),
+    ("one durable ingest, gate / raw", "ingest_durable/gate", "ingest_durable/raw_sqlite", 1.2, "time"),
+    ("8 threads vs 1, throughput", "ingest_durable/gate", "ingest_concurrent/8_threads", 5.0, "speedup"),
+    ("raw 8-per-commit vs 1, throughput (ceiling)", "ingest_durable/raw_sqlite", "ingest_concurrent/raw_sqlite_8_per_commit", None, "speedup"),
+]
+
+print("| benchmark | median |")
+print("|---|---|")
+for b in [
+    "decide/pure",
+    "check/gate", "check/raw_sqlite", "check_scale/10k", "check_scale/1m",
+    "ingest_batch/gate", "ingest_batch/raw_sqlite",
+    "ingest_durable/gate", "ingest_durable/raw_sqlite",
+    "ingest_concurrent/8_threads", "ingest_concurrent/raw_sqlite_8_per_commit",
+]:
+    print(f"| `{b}` | {fmt(median_ns(b))} |")
+print()
+print("| ratio | value | target | met |")
+print("|---|---|---|---|")
+d = median_ns("decide/pure")
+print(f"| decide/pure | {fmt(d)} | < 1 µs | {'yes' if d is not None and d < 1000 else 'no'} |")
+for what, num, den, target, kind in rows:
+    a, b = median_ns(num), median_ns(den)
+    if a is None or b is None:
+        print(f"| {what} | - | {target} | - |")
+        continue
+    r = a / b
+    if target is None:
+        print(f"| {what} | {r:.2f}x | - | - |")
+    elif kind == "time":
+        print(f"| {what} | {r:.2f}x | <= {target}x | {'yes' if r <= target else 'no'} |")
+    else:
+        print(f"| {what} | {r:.2f}x | >= {target}x | {'yes' if r >= target else 'no'} |")
