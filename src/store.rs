@@ -598,17 +598,7 @@ impl Db<'_> {
         let mut rows = stmt.query([business, user])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            out.push(ConsentRow {
-                seq: r.get(0)?,
-                action: parse_action(r.get_ref(1)?.as_str()?)?,
-                scope: parse_scope(r.get_ref(2)?.as_str()?)?,
-                at: Timestamp::from_millis(r.get(3)?),
-                received_at: Timestamp::from_millis(r.get(4)?),
-                effective: Timestamp::from_millis(r.get(5)?),
-                conditional: r.get(6)?,
-                source: r.get(7)?,
-                evidence: r.get(8)?,
-            });
+            out.push(consent_row(r)?);
         }
         Ok(out)
     }
@@ -1111,18 +1101,7 @@ impl Db<'_> {
             since.map_or(i64::MIN, Timestamp::as_millis)
         ])?;
         while let Some(r) = rows.next()? {
-            let row = ConsentRow {
-                seq: r.get(0)?,
-                action: parse_action(r.get_ref(1)?.as_str()?)?,
-                scope: parse_scope(r.get_ref(2)?.as_str()?)?,
-                at: Timestamp::from_millis(r.get(3)?),
-                received_at: Timestamp::from_millis(r.get(4)?),
-                effective: Timestamp::from_millis(r.get(5)?),
-                conditional: r.get(6)?,
-                source: r.get(7)?,
-                evidence: r.get(8)?,
-            };
-            f(r.get_ref(9)?.as_str()?, &row)?;
+            f(r.get_ref(9)?.as_str()?, &consent_row(r)?)?;
         }
         Ok(())
     }
@@ -1233,6 +1212,22 @@ fn keyword_str(k: Keyword) -> &'static str {
         Keyword::OptIn => "opt_in",
         Keyword::Help => "help",
     }
+}
+
+/// A consent row from the columns `seq, action, scope, at, received_at,
+/// effective, conditional, source, evidence`, in that order.
+fn consent_row(r: &rusqlite::Row<'_>) -> Result<ConsentRow> {
+    Ok(ConsentRow {
+        seq: r.get(0)?,
+        action: parse_action(r.get_ref(1)?.as_str()?)?,
+        scope: parse_scope(r.get_ref(2)?.as_str()?)?,
+        at: Timestamp::from_millis(r.get(3)?),
+        received_at: Timestamp::from_millis(r.get(4)?),
+        effective: Timestamp::from_millis(r.get(5)?),
+        conditional: r.get(6)?,
+        source: r.get(7)?,
+        evidence: r.get(8)?,
+    })
 }
 
 fn parse_action(s: &str) -> Result<Action> {

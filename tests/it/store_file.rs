@@ -41,6 +41,20 @@ impl Drop for TempDb {
     }
 }
 
+/// The user opted in at t(0) and wrote to sender 0 at t(1h) (id SM1).
+fn opted_in_and_wrote(b: &wagate::Business<'_>, u: &wagate::Address) {
+    b.ingest(&consent(u, Action::OptIn, Scope::All, 0)).unwrap();
+    b.ingest(&inbound(
+        u,
+        &sender(0),
+        MessageKind::Text,
+        "hi",
+        HOUR,
+        "SM1",
+    ))
+    .unwrap();
+}
+
 fn open(db: &TempDb, clock: &Arc<ManualClock>) -> Gate {
     Gate::open(&db.0).unwrap().with_clock(clock.clone())
 }
@@ -327,17 +341,7 @@ fn businesses_are_isolated() {
     let a = gate.business("a").unwrap();
     let b = gate.business("b").unwrap();
     let u = user(1);
-    a.ingest(&consent(&u, Action::OptIn, Scope::All, 0))
-        .unwrap();
-    a.ingest(&inbound(
-        &u,
-        &sender(0),
-        MessageKind::Text,
-        "hi",
-        HOUR,
-        "SM1",
-    ))
-    .unwrap();
+    opted_in_and_wrote(&a, &u);
     let req = SendRequest::between(sender(0), u.clone(), Content::text("hi"));
     assert_eq!(a.check(&req).unwrap().reason, Reason::WindowOpen);
     assert_eq!(b.check(&req).unwrap().reason, Reason::NoOptIn);
@@ -363,17 +367,7 @@ fn provider_feedback_takes_effect_once() {
     let gate = open(&db, &clock);
     let b = gate.business("acme").unwrap();
     let u = user(1);
-    b.ingest(&consent(&u, Action::OptIn, Scope::All, 0))
-        .unwrap();
-    b.ingest(&inbound(
-        &u,
-        &sender(0),
-        MessageKind::Text,
-        "hi",
-        HOUR,
-        "SM1",
-    ))
-    .unwrap();
+    opted_in_and_wrote(&b, &u);
     let transport = RecordingTransport::new();
     let req = SendRequest::between(sender(0), u.clone(), Content::text("hi"));
     clock.set(t(2 * HOUR));
@@ -441,17 +435,7 @@ fn transport_errors_feed_back_and_retry_rules() {
     let gate = open(&db, &clock);
     let b = gate.business("acme").unwrap();
     let u = user(1);
-    b.ingest(&consent(&u, Action::OptIn, Scope::All, 0))
-        .unwrap();
-    b.ingest(&inbound(
-        &u,
-        &sender(0),
-        MessageKind::Text,
-        "hi",
-        HOUR,
-        "SM1",
-    ))
-    .unwrap();
+    opted_in_and_wrote(&b, &u);
     let transport = RecordingTransport::new();
     let req = SendRequest::between(sender(0), u.clone(), Content::text("hi"));
     // A transient failure: the same key may try again, and then sends once.
