@@ -141,7 +141,13 @@ impl Committer {
         commit: impl Fn(&[Job]) -> Vec<Result<IngestOutcome>>,
     ) -> Result<IngestOutcome> {
         let mine = Arc::new(Slot::default());
-        let mut q = self.queue.lock().map_err(|_| Error::Poisoned)?;
+        // No lock here is held across code that can panic; should one be
+        // poisoned anyway, go on: a caller must never be left without an
+        // answer or a queue without a leader.
+        let mut q = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         q.pending.push((job, mine.clone()));
         if q.gathering && q.pending.len() >= q.last_group {
             // Wake the gathering leader once, when its group is complete.
@@ -151,19 +157,28 @@ impl Committer {
         q.leader = true;
         drop(q);
         if !lead {
-            let mut state = mine.state.lock().map_err(|_| Error::Poisoned)?;
+            let mut state = mine
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             loop {
                 match std::mem::take(&mut *state) {
                     SlotState::Done(r) => return r,
                     SlotState::Lead => break,
                     SlotState::Waiting => {
-                        state = mine.ready.wait(state).map_err(|_| Error::Poisoned)?;
+                        state = mine
+                            .ready
+                            .wait(state)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
                     }
                 }
             }
         }
         // Leading. Our own job is queued, so this group includes it.
-        let mut q = self.queue.lock().map_err(|_| Error::Poisoned)?;
+        let mut q = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let target = q.last_group;
         if target > 1 && q.pending.len() < target {
             // Under concurrency, let the last group's callers catch up, so
@@ -178,7 +193,7 @@ impl Committer {
                 q = self
                     .arrived
                     .wait_timeout(q, left)
-                    .map_err(|_| Error::Poisoned)?
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .0;
             }
             q.gathering = false;
@@ -193,7 +208,16 @@ impl Committer {
         };
         let results = commit(&jobs);
         let mut own = Err(Error::Poisoned);
-        for (slot, r) in std::mem::take(&mut turn.slots).into_iter().zip(results) {
+        // Slots left without a result (never expected) stay in `turn` and
+        // are answered by its drop.
+        let answered = results.len().min(turn.slots.len());
+        for (slot, r) in turn
+            .slots
+            .drain(..answered)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .zip(results)
+        {
             if Arc::ptr_eq(&slot, &mine) {
                 own = r;
             } else {
@@ -795,7 +819,7 @@ impl Business<'_> {
                     c.action,
                     c.scope,
                     c.at,
-                    c.received_at.unwrap_or(now),
+                    received(c.received_at, now),
                     c.conditional,
                     &c.source,
                     c.evidence.as_deref(),
@@ -813,7 +837,7 @@ impl Business<'_> {
                     t.body.as_str(),
                     &t.status,
                     t.at,
-                    t.received_at.unwrap_or(now),
+                    received(t.received_at, now),
                     t.twilio_content_sid.as_deref(),
                     t.meta_template_id.as_deref(),
                 )?;
@@ -826,7 +850,7 @@ impl Business<'_> {
                     &s.language,
                     &s.status,
                     s.at,
-                    s.received_at.unwrap_or(now),
+                    received(s.received_at, now),
                     "status_update",
                 )?;
                 Ok(IngestOutcome::default())
@@ -851,7 +875,7 @@ impl Business<'_> {
         if m.id.as_deref().is_some_and(str::is_empty) {
             return Err(Error::InvalidEvent("message id must not be empty".into()));
         }
-        let received = m.received_at.unwrap_or(now);
+        let received = received(m.received_at, now);
         let eff = crate::time::effective(m.at, received);
         // A duplicate changes nothing, not even the users table.
         let uid = match db.user_id(self.id, m.from.as_str(), false)? {
@@ -919,7 +943,7 @@ impl Business<'_> {
         db.advance_status(send.id, s.status)?;
         let mut out = IngestOutcome::default();
         if let Some(code) = s.error_code
-            && self.feedback(db, &send, code, s.received_at.unwrap_or(now))?
+            && self.feedback(db, &send, code, received(s.received_at, now))?
         {
             out.feedback = Some(code);
         }
@@ -983,6 +1007,12 @@ impl Business<'_> {
 enum Reserved {
     Done(Box<SendOutcome>),
     Go(Box<(Decision, i64, OutboundMessage, Timestamp)>),
+}
+
+/// When an event reached us: as given, but never later than now (a time
+/// in the future cannot be an arrival time), and now when not given.
+fn received(given: Option<Timestamp>, now: Timestamp) -> Timestamp {
+    given.map_or(now, |r| r.min(now))
 }
 
 fn non_empty(what: &'static str, v: &str) -> Result<()> {

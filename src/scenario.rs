@@ -91,6 +91,21 @@ pub const OPS: [&str; 7] = [
 /// A [`LineError`] naming what is wrong (bad JSON, unknown op, missing
 /// field, bad time, invalid address in an event, malformed template).
 pub fn parse_line(text: &str) -> std::result::Result<Line, LineError> {
+    parse(text, true)
+}
+
+/// Parses one line of live data (`wagate ingest`, `wagate import`): as
+/// [`parse_line`], except that a missing `received_at` means "now, when the
+/// gate takes it" instead of `at`, so that a record stamped in the future
+/// cannot take effect later than it reached us (RULES, effective time).
+///
+/// # Errors
+/// As [`parse_line`].
+pub fn parse_live_line(text: &str) -> std::result::Result<Line, LineError> {
+    parse(text, false)
+}
+
+fn parse(text: &str, received_defaults_to_at: bool) -> std::result::Result<Line, LineError> {
     let text = text.trim();
     if text.is_empty() || text.starts_with('#') {
         return Ok(Line::Skip);
@@ -127,7 +142,11 @@ pub fn parse_line(text: &str) -> std::result::Result<Line, LineError> {
         });
     }
     let at = f.time("at")?;
-    let received_at = Some(f.opt_time("received_at")?.unwrap_or(at));
+    let received_at = match f.opt_time("received_at")? {
+        Some(r) => Some(r),
+        None if received_defaults_to_at => Some(at),
+        None => None,
+    };
     let event = match op {
         "inbound" => Event::Inbound(InboundMessage {
             id: f.opt_str("id")?.map(str::to_owned),

@@ -36,6 +36,10 @@ const APPLICATION_ID: i64 = 0x7741_4754;
 /// whatever the number of users.
 pub const CACHE_SIZE: i64 = -16 * 1024;
 
+/// Prepared statements kept per connection: every statement of the store
+/// fits, so hot paths never re-prepare.
+const STATEMENT_CACHE: usize = 64;
+
 /// How long a connection waits for another writer before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -70,6 +74,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "cache_size", CACHE_SIZE)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let store = Store { conn };
         check_schema(&store.conn)?;
         Ok(store)
@@ -88,6 +93,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "cache_size", CACHE_SIZE)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let mut store = Store { conn };
         store.migrate()?;
         // Only a database known to be ours is switched to WAL.
@@ -233,8 +239,11 @@ impl Writer<'_> {
                 Ok(Ok(v))
             }
             Err(e) => {
-                run("ROLLBACK TO item")?;
-                run("RELEASE item")?;
+                // If SQLite already rolled the whole transaction back, the
+                // savepoint is gone: report the original failure.
+                if let Err(undo) = run("ROLLBACK TO item").and_then(|()| run("RELEASE item")) {
+                    return Err(if e.is_store_failure() { e } else { undo });
+                }
                 if e.is_store_failure() {
                     // Not the item's fault: the whole batch fails.
                     Err(e)

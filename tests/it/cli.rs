@@ -271,13 +271,14 @@ fn export_then_import_gives_the_same_history() {
         .map(|l| l["counted"].clone())
         .collect();
     assert_eq!(counted, [true, true, true, false]);
-    // --since keeps only what was received later.
+    // --since keeps only what was received later: the first line was
+    // received on 2026-03-01, the others when `ingest` read them (now).
     let since = run(
         Some(&a.0),
-        &["export", "--since", "2026-03-03T00:00:00Z"],
+        &["export", "--since", "2026-03-02T00:00:00Z"],
         None,
     );
-    assert_eq!(stdout(&since).lines().count(), 1);
+    assert_eq!(stdout(&since).lines().count(), 4);
 }
 
 #[test]
@@ -462,4 +463,82 @@ fn a_killed_ingest_keeps_every_acknowledged_line() {
             "acknowledged line {line} lost"
         );
     }
+}
+
+#[test]
+fn live_ingest_dates_arrival_now_and_survives_bad_bytes() {
+    let db = TempDb::new("cli-live");
+    let mut input: Vec<u8> = Vec::new();
+    // A record stamped in 2030 (a time-zone bug in a CRM): it reached us
+    // now, so it cannot outrank a STOP sent after it arrived.
+    input.extend_from_slice(br#"{"op":"consent","at":"2030-01-01T00:00:00Z","user":"whatsapp:+15550002222","action":"opt_in","source":"import"}"#);
+    input.push(b'\n');
+    input.extend_from_slice(b"{\"op\":\"inbound\",\"at\":\"2026-03-01T10:00:00Z\",\xff}\n");
+    let now = wagate::Timestamp::now();
+    let later = now.plus_minutes(1).to_string();
+    input.extend_from_slice(
+        format!(r#"{{"op":"inbound","at":"{later}","received_at":"{later}","from":"whatsapp:+15550002222","to":"whatsapp:+14155238886","body":"STOP","id":"SM1"}}"#)
+            .as_bytes(),
+    );
+    input.push(b'\n');
+    let mut child = wagate()
+        .arg("--db")
+        .arg(&db.0)
+        .arg("ingest")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["ok"], true);
+    assert!(lines[1]["error"].as_str().unwrap().contains("UTF-8"));
+    assert_eq!(
+        lines[2]["ok"], true,
+        "the line after the bad one still lands"
+    );
+    let at = now.plus_minutes(2).to_string();
+    let o = run(
+        Some(&db.0),
+        &[
+            "check",
+            "--from",
+            "+14155238886",
+            "--to",
+            "+15550002222",
+            "--text",
+            "hi",
+            "--at",
+            &at,
+        ],
+        None,
+    );
+    let d: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(d["reason"], "opted_out", "{d}");
+}
+
+#[test]
+fn import_reports_unreadable_rows_and_keeps_the_rest() {
+    let db = TempDb::new("cli-csv-bytes");
+    let csv = db.0.with_extension("csv");
+    let mut bytes = b"\xef\xbb\xbfuser,action,scope,at,source,evidence\n".to_vec();
+    bytes.extend_from_slice(b"whatsapp:+15550001111,opt_in,all, 2026-03-01T08:00:00Z ,import,ok\n");
+    bytes.extend_from_slice(
+        b"whatsapp:+15550002222,opt_in,all,2026-03-01T08:00:00Z,import,caf\xe9\n",
+    );
+    bytes.extend_from_slice(b"whatsapp:+15550003333,opt_in,all,2026-03-01T08:00:00Z,import,ok\n");
+    std::fs::write(&csv, bytes).unwrap();
+    let o = run(Some(&db.0), &["import", csv.to_str().unwrap()], None);
+    let _ = std::fs::remove_file(&csv);
+    assert_eq!(o.status.code(), Some(1));
+    let errs = json_lines(&o);
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0]["line"], 3);
+    let s: Value =
+        serde_json::from_str(stdout(&run(Some(&db.0), &["stats", "--json"], None)).trim()).unwrap();
+    assert_eq!(s["opted_in"], 2);
 }

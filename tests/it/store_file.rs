@@ -475,6 +475,7 @@ fn transport_errors_feed_back_and_retry_rules() {
     // A permanent refusal holds its key: a retry reports the duplicate.
     assert!(b.send(&req, "k2", &transport).unwrap().duplicate());
     // A new inbound opens a new window.
+    clock.set(t(3 * HOUR));
     b.ingest(&inbound(
         &u,
         &sender(0),
@@ -484,7 +485,6 @@ fn transport_errors_feed_back_and_retry_rules() {
         "SM2",
     ))
     .unwrap();
-    clock.set(t(3 * HOUR));
     assert_eq!(b.check(&req).unwrap().reason, Reason::WindowOpen);
 }
 

@@ -13,16 +13,24 @@ use wagate::{
 
 type IoResult<T> = std::io::Result<T>;
 
-/// A database file in the temp dir, removed with its WAL files on drop.
-struct TempFile(std::path::PathBuf);
+/// A private directory in the temp dir (created new, so nobody else's
+/// file is reused), removed with the demo database on drop.
+struct TempDir(std::path::PathBuf);
 
-impl Drop for TempFile {
+impl TempDir {
+    fn new() -> IoResult<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("wagate-demo-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&dir)?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
     fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = self.0.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -158,13 +166,10 @@ fn template(name: &str, category: Category, status: &str, body: &str, at: &str) 
 
 /// Runs the demo, printing the timeline to `out`.
 pub fn run<W: Write>(out: &mut W) -> IoResult<u8> {
-    let file =
-        TempFile(std::env::temp_dir().join(format!("wagate-demo-{}.db", std::process::id())));
-    drop(TempFile(file.0.clone()));
+    let file = TempDir::new()?;
+    let db = file.0.join("demo.db");
     let clock = Arc::new(ManualClock::new(ts("2026-03-01T08:00:00Z")));
-    let gate = Gate::open(&file.0)
-        .map_err(other)?
-        .with_clock(clock.clone());
+    let gate = Gate::open(&db).map_err(other)?.with_clock(clock.clone());
     let b = gate.business("acme-shop").map_err(other)?;
     let shop = Address::parse("whatsapp:+14155238886").map_err(other)?;
     let ana = Address::parse("whatsapp:+15550001111").map_err(other)?;
@@ -175,7 +180,7 @@ pub fn run<W: Write>(out: &mut W) -> IoResult<u8> {
     writeln!(
         out,
         "Every decision below comes from the real gate on a temporary SQLite file ({}).",
-        file.0.display()
+        db.display()
     )?;
     writeln!(
         out,

@@ -1,9 +1,9 @@
 //! `wagate import`: bulk consent records from CSV or JSON Lines.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 
-use wagate::scenario::{Line, Output, parse_line};
+use wagate::scenario::{Line, Output, parse_live_line};
 use wagate::{Address, ConsentEvent, Event, Gate, Scope, Timestamp};
 
 use crate::{EXIT_BAD_INPUT, Fail};
@@ -20,7 +20,7 @@ pub fn run(gate: &Gate, business: &str, file: &Path) -> Result<u8, Fail> {
             format!("cannot read {}: {e}", file.display()),
         )
     })?;
-    let mut lines = std::io::BufReader::new(f).lines().enumerate();
+    let mut lines = crate::text_lines(std::io::BufReader::new(f)).enumerate();
     let mut out = std::io::stdout().lock();
     let csv = file
         .extension()
@@ -36,11 +36,12 @@ pub fn run(gate: &Gate, business: &str, file: &Path) -> Result<u8, Fail> {
                     ));
                 }
                 Some((_, line)) => {
-                    let line = line?;
+                    let line = line.map_err(|e| Fail(EXIT_BAD_INPUT, format!("header: {e}")))?;
+                    let line = line.trim_start_matches('\u{feff}');
                     if line.trim().is_empty() {
                         continue;
                     }
-                    break Some(header(&line)?);
+                    break Some(header(line)?);
                 }
             }
         }
@@ -77,7 +78,14 @@ pub fn run(gate: &Gate, business: &str, file: &Path) -> Result<u8, Fail> {
         Ok(())
     };
     for (i, line) in lines {
-        let line = line?;
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                // An unreadable row is that row's error; the others go on.
+                pending.push((i + 1, Err(e)));
+                continue;
+            }
+        };
         if line.trim().is_empty() || (header.is_none() && line.trim_start().starts_with('#')) {
             continue;
         }
@@ -131,7 +139,7 @@ fn csv_row(cols: &[Option<usize>], line: &str) -> Result<Event, String> {
         "" => Scope::All,
         s => s.parse().map_err(|e| format!("{e}"))?,
     };
-    let at = Timestamp::parse(get(3)).map_err(|e| format!("at: {e}"))?;
+    let at = Timestamp::parse(get(3).trim()).map_err(|e| format!("at: {e}"))?;
     let source = get(4).trim();
     if source.is_empty() {
         return Err("missing source".into());
@@ -144,7 +152,7 @@ fn csv_row(cols: &[Option<usize>], line: &str) -> Result<Event, String> {
 }
 
 fn json_row(line: &str) -> Result<Event, String> {
-    match parse_line(line).map_err(|e| e.0)? {
+    match parse_live_line(line).map_err(|e| e.0)? {
         Line::Event {
             event: e @ Event::Consent(_),
             ..

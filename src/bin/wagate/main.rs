@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use wagate::scenario::{Line, Output, parse_line};
+use wagate::scenario::{Line, Output, parse_live_line};
 use wagate::{
     Address, Category, Content, Decision, Event, Gate, GateConfig, ManualClock, PolicyConfig,
     Purpose, SendRequest, SystemClock, TemplateBody, TemplateRecord, TemplateStatus, Timestamp,
@@ -283,9 +283,12 @@ fn run(cli: Cli) -> Result<u8, Fail> {
             let record = TemplateRecord {
                 name,
                 language,
-                category: Category::parse(&category).map_err(wagate::Error::from)?,
-                status: TemplateStatus::parse(&status).map_err(wagate::Error::from)?,
-                body: TemplateBody::parse(&body).map_err(wagate::Error::from)?,
+                category: Category::parse(&category)
+                    .map_err(|e| Fail(EXIT_BAD_INPUT, format!("--category: {e}")))?,
+                status: TemplateStatus::parse(&status)
+                    .map_err(|e| Fail(EXIT_BAD_INPUT, format!("--status: {e}")))?,
+                body: TemplateBody::parse(&body)
+                    .map_err(|e| Fail(EXIT_BAD_INPUT, format!("--body: {e}")))?,
                 at: match at {
                     Some(at) => parse_time("--at", &at)?,
                     None => Timestamp::now(),
@@ -331,7 +334,35 @@ fn replay(files: &[PathBuf]) -> Result<u8, Fail> {
 /// Reads lines on a thread, so that a pause in a stream (a pipe from a
 /// webhook receiver) commits what has arrived instead of waiting for a full
 /// batch.
-fn line_reader(file: &str) -> Result<mpsc::Receiver<std::io::Result<String>>, Fail> {
+/// The lines of a reader; a line that is not UTF-8 (or cannot be read) is
+/// an error for that line alone, and reading goes on.
+pub fn text_lines<R: BufRead>(mut reader: R) -> impl Iterator<Item = Result<String, String>> {
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut buf = Vec::new();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => None,
+            Ok(_) => {
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                    if buf.last() == Some(&b'\r') {
+                        buf.pop();
+                    }
+                }
+                Some(String::from_utf8(buf).map_err(|_| "the line is not valid UTF-8".to_owned()))
+            }
+            Err(e) => {
+                done = true;
+                Some(Err(format!("cannot read: {e}")))
+            }
+        }
+    })
+}
+
+fn line_reader(file: &str) -> Result<mpsc::Receiver<Result<String, String>>, Fail> {
     let reader: Box<dyn BufRead + Send> = if file == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
@@ -343,7 +374,7 @@ fn line_reader(file: &str) -> Result<mpsc::Receiver<std::io::Result<String>>, Fa
     // a few batches, so memory stays flat.
     let (tx, rx) = mpsc::sync_channel(4096);
     std::thread::spawn(move || {
-        for line in reader.lines() {
+        for line in text_lines(reader) {
             if tx.send(line).is_err() {
                 return;
             }
@@ -373,7 +404,7 @@ fn ingest(gate: &Gate, business: &str, file: &str, batch: usize) -> Result<u8, F
                 Ok(Ok(text)) => {
                     first = false;
                     n += 1;
-                    match parse_line(&text) {
+                    match parse_live_line(&text) {
                         Ok(Line::Skip) => {}
                         Ok(Line::Event { event, .. }) => lines.push((n, Ok(event))),
                         Ok(_) => lines.push((
@@ -384,7 +415,10 @@ fn ingest(gate: &Gate, business: &str, file: &str, batch: usize) -> Result<u8, F
                     }
                 }
                 Ok(Err(e)) => {
-                    return Err(Fail(EXIT_BAD_INPUT, format!("reading line {}: {e}", n + 1)));
+                    // An unreadable line is that line's error; the stream goes on.
+                    first = false;
+                    n += 1;
+                    lines.push((n, Err(e)));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
