@@ -14,8 +14,8 @@ use crate::address::Address;
 use crate::error::{Error, Result};
 use crate::event::{Event, InboundMessage, IngestOutcome, MessageKind, StatusCallback};
 use crate::policy::{
-    Action, Content, Decision, Facts, Keyword, Keywords, PolicyConfig, Scope, SendRequest,
-    TemplateStatus, Verdict, WindowFacts, decide, fold_applied,
+    Action, Decision, Facts, Keyword, Keywords, PolicyConfig, Scope, SendRequest, TemplateStatus,
+    Verdict, WindowFacts, decide, fold_applied,
 };
 use crate::store::{
     ConsentRow, Db, NewSend, SendRow, SendState, Stats, Store, TemplateRow, Writer,
@@ -542,11 +542,12 @@ impl Business<'_> {
             ));
         }
         // `now` is read once the write lock is held: the decision and the
-        // recorded send time `s` are those of the moment of reservation.
+        // recorded send time `s` (what feedback is dated at) are those of
+        // the moment of reservation.
         let reserved = self
             .gate
             .write(|w| self.reserve(w.db(), req, key, self.gate.clock.now()))?;
-        let (decision, id, message, now) = match reserved {
+        let (decision, id, message) = match reserved {
             Reserved::Done(outcome) => return Ok(*outcome),
             Reserved::Go(go) => *go,
         };
@@ -569,24 +570,9 @@ impl Business<'_> {
                     };
                     let text = e.to_string();
                     db.finish_send(id, state, None, e.provider_code(), Some(&text))?;
-                    if let Some(code) = e.provider_code() {
-                        let sent = SendRow {
-                            id,
-                            key: key.to_owned(),
-                            sender: message.from.as_str().to_owned(),
-                            user_id: db.user_id(self.id, message.to.as_str(), false)?,
-                            at: now,
-                            template: match &message.content {
-                                Content::Template { name, language, .. } => {
-                                    Some((name.clone(), language.clone()))
-                                }
-                                Content::Freeform { .. } => None,
-                            },
-                            reason: decision.reason,
-                            state,
-                            provider_id: None,
-                            status: None,
-                        };
+                    if let Some(code) = e.provider_code()
+                        && let Some(sent) = db.send_by_id(id)?
+                    {
                         self.feedback(db, &sent, code, self.gate.clock.now())?;
                     }
                     Ok(Delivery::Refused {
@@ -697,11 +683,9 @@ impl Business<'_> {
         let (Ok(sender), Ok(user)) = (req.sender(), req.user()) else {
             return Ok(Facts::default());
         };
-        let template = match req.content() {
-            Content::Template { name, language, .. } => {
-                db.template(self.id, name, language)?.map(|t| t.facts)
-            }
-            Content::Freeform { .. } => None,
+        let template = match req.content().template_key() {
+            Some((name, language)) => db.template(self.id, name, language)?.map(|t| t.facts),
+            None => None,
         };
         let Some(uid) = db.user_id(self.id, user.as_str(), false)? else {
             return Ok(Facts {
@@ -751,10 +735,7 @@ impl Business<'_> {
             Ok(u) => db.user_id(self.id, u.as_str(), false)?,
             Err(_) => None,
         };
-        let template = match req.content() {
-            Content::Template { name, language, .. } => Some((name.as_str(), language.as_str())),
-            Content::Freeform { .. } => None,
-        };
+        let template = req.content().template_key();
         let id = db.insert_send(
             self.id,
             &NewSend {
@@ -800,7 +781,7 @@ impl Business<'_> {
             meta_template_id: meta,
             purpose: req.purpose().cloned(),
         };
-        Ok(Reserved::Go(Box::new((decision, id, message, now))))
+        Ok(Reserved::Go(Box::new((decision, id, message))))
     }
 
     fn apply(&self, db: Db<'_>, event: &Event, now: Timestamp) -> Result<IngestOutcome> {
@@ -1006,7 +987,7 @@ impl Business<'_> {
 
 enum Reserved {
     Done(Box<SendOutcome>),
-    Go(Box<(Decision, i64, OutboundMessage, Timestamp)>),
+    Go(Box<(Decision, i64, OutboundMessage)>),
 }
 
 /// When an event reached us: as given, but never later than now (a time

@@ -888,8 +888,7 @@ impl Db<'_> {
     pub fn send_by_key(self, business: i64, key: &str) -> Result<Option<SendRow>> {
         self.send_where(
             "business_id = ?1 AND idempotency_key = ?2 AND state IN ('reserved', 'sent', 'failed')",
-            business,
-            key,
+            params![business, key],
         )
     }
 
@@ -900,12 +899,19 @@ impl Db<'_> {
     pub fn send_by_provider_id(self, business: i64, provider_id: &str) -> Result<Option<SendRow>> {
         self.send_where(
             "business_id = ?1 AND provider_id = ?2",
-            business,
-            provider_id,
+            params![business, provider_id],
         )
     }
 
-    fn send_where(self, filter: &str, business: i64, value: &str) -> Result<Option<SendRow>> {
+    /// A send by its row id.
+    ///
+    /// # Errors
+    /// A store error, or [`Error::Corrupt`].
+    pub fn send_by_id(self, id: i64) -> Result<Option<SendRow>> {
+        self.send_where("id = ?1", params![id])
+    }
+
+    fn send_where(self, filter: &str, args: impl rusqlite::Params) -> Result<Option<SendRow>> {
         type Row = (
             i64,
             String,
@@ -927,7 +933,7 @@ impl Db<'_> {
         let row: Option<Row> = self
             .0
             .prepare_cached(&sql)?
-            .query_row(params![business, value], |r| {
+            .query_row(args, |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,

@@ -237,6 +237,14 @@ impl Content {
         Content::Freeform { text: text.into() }
     }
 
+    /// The template's name and language, for a template.
+    pub fn template_key(&self) -> Option<(&str, &str)> {
+        match self {
+            Content::Template { name, language, .. } => Some((name, language)),
+            Content::Freeform { .. } => None,
+        }
+    }
+
     /// A template by name and language.
     pub fn template(
         name: impl Into<String>,
