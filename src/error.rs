@@ -34,9 +34,51 @@ pub enum Error {
         /// Template language.
         language: String,
     },
-    /// A status callback for a message that never reached the transport.
-    #[error("unknown message id {0:?}: no send with this provider id reached the transport")]
+    /// A status callback for a message that never reached the transport
+    /// and that does not name both sender and user.
+    #[error(
+        "unknown message id {0:?}: no send with this provider id reached the transport, and the callback does not name both sender (from) and user (to)"
+    )]
     UnknownMessage(String),
+    /// An inbound message id that arrives again saying something else
+    /// (RULES R2): nothing of it is applied.
+    #[error(
+        "message id {0:?} reused for a different message (other user, sender, kind, body or referral): not applied"
+    )]
+    MessageIdReused(String),
+    /// An idempotency key that reached the transport, used again for a
+    /// different request (RULES R7): nothing is sent.
+    #[error(
+        "idempotency key {0:?} reused for a different request (other sender, recipient, content, template, variables or purpose): nothing sent"
+    )]
+    KeyReused(String),
+    /// A business that does not exist, asked for by a command that never
+    /// creates one.
+    #[error("unknown business {name:?}; known businesses: {}", if known.is_empty() { "none".to_owned() } else { known.join(", ") })]
+    UnknownBusiness {
+        /// The name asked for.
+        name: String,
+        /// The businesses the database holds.
+        known: Vec<String>,
+    },
+    /// A business name that is empty or has surrounding whitespace or
+    /// control characters.
+    #[error("invalid business name {0:?}: it must be non-empty, at most 200 characters, without surrounding whitespace or control characters")]
+    BusinessName(String),
+    /// No database file where one must exist.
+    #[error("no database at {0}: nothing to read (write commands such as ingest create it)")]
+    NoDatabase(String),
+    /// A consent trail whose hash chain does not verify: the database was
+    /// altered or corrupted. Nothing is decided from it (fail closed).
+    #[error("the consent trail of {user} is broken at event {seq}: {detail}; the database was altered or corrupted (run `wagate verify`)")]
+    ChainBroken {
+        /// The address whose chain is broken.
+        user: String,
+        /// The first event that does not verify.
+        seq: i64,
+        /// What is wrong.
+        detail: String,
+    },
     /// An event that is incomplete or inconsistent.
     #[error("invalid event: {0}")]
     InvalidEvent(String),
@@ -70,7 +112,10 @@ pub enum Error {
 impl Error {
     /// Whether the store failed (SQLite, a corrupt row, a schema this build
     /// does not know, a poisoned lock), as opposed to bad input. A store
-    /// failure fails a whole batch; bad input fails only its own item.
+    /// failure fails a whole batch; bad input fails only its own item. A
+    /// broken consent chain fails only what touches that address (every
+    /// decision for it is an error), so one altered trail does not stop
+    /// the rest of the business.
     pub fn is_store_failure(&self) -> bool {
         matches!(
             self,

@@ -30,6 +30,8 @@ pub enum MessageKind {
     Button,
     /// A list or interactive reply.
     Interactive,
+    /// An order from the catalogue.
+    Order,
     /// A call.
     Call,
     /// A reaction: does not open a window.
@@ -40,13 +42,14 @@ pub enum MessageKind {
     System,
 }
 
-const KINDS: [(MessageKind, &str); 10] = [
+const KINDS: [(MessageKind, &str); 11] = [
     (MessageKind::Text, "text"),
     (MessageKind::Media, "media"),
     (MessageKind::Location, "location"),
     (MessageKind::Contacts, "contacts"),
     (MessageKind::Button, "button"),
     (MessageKind::Interactive, "interactive"),
+    (MessageKind::Order, "order"),
     (MessageKind::Call, "call"),
     (MessageKind::Reaction, "reaction"),
     (MessageKind::Unsupported, "unsupported"),
@@ -80,7 +83,7 @@ impl FromStr for MessageKind {
             .map(|(k, _)| *k)
             .ok_or_else(|| {
                 Error::InvalidEvent(format!(
-                    "unknown message kind {s:?}: expected text, media, location, contacts, button, interactive, call, reaction, unsupported or system"
+                    "unknown message kind {s:?}: expected text, media, location, contacts, button, interactive, order, call, reaction, unsupported or system"
                 ))
             })
     }
@@ -131,9 +134,13 @@ pub struct InboundMessage {
     /// The provider's message id (Twilio MessageSid, Meta wamid): a second
     /// message with the same id is a duplicate and changes nothing.
     pub id: Option<String>,
-    /// The user.
+    /// The user: a phone, or a business-scoped user id (`bsuid:...`) when
+    /// the user came without a phone number.
     pub from: Address,
-    /// The business's sender number.
+    /// The user's business-scoped id when the message carries it beside a
+    /// phone `from`: the two are linked as one person for good (RULES R8).
+    pub user_id: Option<Address>,
+    /// The business's sender number (a phone).
     pub to: Address,
     /// What kind of message.
     pub kind: MessageKind,
@@ -153,6 +160,7 @@ impl InboundMessage {
         InboundMessage {
             id: None,
             from,
+            user_id: None,
             to,
             kind: MessageKind::Text,
             body: Some(body.into()),
@@ -167,6 +175,30 @@ impl InboundMessage {
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
+    }
+
+    /// Sets the business-scoped user id that came beside a phone `from`,
+    /// linking the two (RULES R8).
+    ///
+    /// ```
+    /// use wagate::{Address, InboundMessage, Timestamp};
+    /// let phone = Address::parse("whatsapp:+447700900123")?;
+    /// let bsuid = Address::from_bsuid("US.13491208655302741918")?;
+    /// let shop = Address::parse("whatsapp:+14155238886")?;
+    /// let m = InboundMessage::text(phone, shop, "hi", Timestamp::from_millis(0))
+    ///     .with_user_id(bsuid);
+    /// assert_eq!(m.addresses().count(), 2);
+    /// # Ok::<(), wagate::AddressError>(())
+    /// ```
+    #[must_use]
+    pub fn with_user_id(mut self, bsuid: Address) -> Self {
+        self.user_id = Some(bsuid);
+        self
+    }
+
+    /// The user's addresses the message carries: `from`, then `user_id`.
+    pub fn addresses(&self) -> impl Iterator<Item = &Address> {
+        std::iter::once(&self.from).chain(self.user_id.iter().filter(|u| **u != self.from))
     }
 }
 
@@ -260,49 +292,81 @@ pub struct TemplateStatusUpdate {
     pub at: Timestamp,
     /// When we received it; `None` means the gate's clock now.
     pub received_at: Option<Timestamp>,
+    /// Twilio ContentSid, when the update names it.
+    pub twilio_content_sid: Option<String>,
+    /// Meta template id, when the update names it.
+    pub meta_template_id: Option<String>,
 }
 
-/// The delivery status of an outbound message (RULES R7).
+/// The delivery status of an outbound message (RULES R7), as Twilio and
+/// Meta report it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DeliveryStatus {
+    /// Accepted by a Twilio Messaging Service, not queued yet.
+    Accepted,
+    /// Scheduled for later (Twilio).
+    Scheduled,
     /// Accepted by the provider.
     Queued,
     /// Being sent.
     Sending,
     /// Sent to WhatsApp.
     Sent,
+    /// Delivered to some recipients (Twilio).
+    PartiallyDelivered,
     /// On the user's phone.
     Delivered,
     /// Read by the user.
     Read,
+    /// A voice message was played (Meta).
+    Played,
     /// Failed (final).
     Failed,
     /// Could not be delivered (final).
     Undelivered,
+    /// Canceled before it was sent (final, Twilio).
+    Canceled,
+    /// An inbound message being received (Twilio).
+    Receiving,
+    /// An inbound message received (Twilio).
+    Received,
 }
 
-const STATUSES: [(DeliveryStatus, &str); 7] = [
+const STATUSES: [(DeliveryStatus, &str); 14] = [
+    (DeliveryStatus::Accepted, "accepted"),
+    (DeliveryStatus::Scheduled, "scheduled"),
     (DeliveryStatus::Queued, "queued"),
     (DeliveryStatus::Sending, "sending"),
     (DeliveryStatus::Sent, "sent"),
+    (DeliveryStatus::PartiallyDelivered, "partially_delivered"),
     (DeliveryStatus::Delivered, "delivered"),
     (DeliveryStatus::Read, "read"),
+    (DeliveryStatus::Played, "played"),
     (DeliveryStatus::Failed, "failed"),
     (DeliveryStatus::Undelivered, "undelivered"),
+    (DeliveryStatus::Canceled, "canceled"),
+    (DeliveryStatus::Receiving, "receiving"),
+    (DeliveryStatus::Received, "received"),
 ];
 
 impl DeliveryStatus {
-    /// Position in the forward-only order: a callback may only raise it.
-    /// The two final statuses share the top rank.
+    /// Position in the forward-only order (queued < sending < sent <
+    /// delivered < read): a callback may only raise it. The final
+    /// statuses (failed, undelivered, canceled) share the top rank;
+    /// accepted and scheduled come before sending, partially delivered
+    /// beside delivered, played beside read. Receiving and received
+    /// describe inbound messages and never move an outbound one.
     pub fn rank(self) -> i64 {
+        use DeliveryStatus::*;
         match self {
-            DeliveryStatus::Queued => 0,
-            DeliveryStatus::Sending => 1,
-            DeliveryStatus::Sent => 2,
-            DeliveryStatus::Delivered => 3,
-            DeliveryStatus::Read => 4,
-            DeliveryStatus::Failed | DeliveryStatus::Undelivered => 5,
+            Accepted | Scheduled | Queued | Receiving | Received => 0,
+            Sending => 1,
+            Sent => 2,
+            Delivered | PartiallyDelivered => 3,
+            Read | Played => 4,
+            Failed | Undelivered | Canceled => 5,
         }
     }
 
@@ -323,17 +387,25 @@ impl FromStr for DeliveryStatus {
             .find(|(_, name)| *name == s)
             .map(|(k, _)| *k)
             .ok_or_else(|| {
+                let names: Vec<&str> = STATUSES.iter().map(|(_, n)| *n).collect();
                 Error::InvalidEvent(format!(
-                    "unknown status {s:?}: expected queued, sending, sent, delivered, read, failed or undelivered"
+                    "unknown status {s:?}: expected one of {}",
+                    names.join(", ")
                 ))
             })
     }
 }
 
-/// A provider status callback for a message that went out through the gate.
+/// A provider status callback.
+///
+/// For a message that went out through the gate, `id` is what the
+/// transport returned and `from`/`to` are not needed. For a message sent
+/// elsewhere (the provider's console, another system), its user-level
+/// effects apply when it names both `from` (sender) and `to` (user)
+/// (RULES R7).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusCallback {
-    /// The provider message id the transport returned.
+    /// The provider message id.
     pub id: String,
     /// The new status.
     pub status: DeliveryStatus,
@@ -343,6 +415,58 @@ pub struct StatusCallback {
     pub at: Timestamp,
     /// When we received it; `None` means the gate's clock now.
     pub received_at: Option<Timestamp>,
+    /// The business's sender, as the callback names it.
+    pub from: Option<Address>,
+    /// The user, as the callback names it (a phone or a BSUID).
+    pub to: Option<Address>,
+}
+
+impl StatusCallback {
+    /// A callback with no error code and no addresses.
+    pub fn new(id: impl Into<String>, status: DeliveryStatus, at: Timestamp) -> Self {
+        StatusCallback {
+            id: id.into(),
+            status,
+            error_code: None,
+            at,
+            received_at: None,
+            from: None,
+            to: None,
+        }
+    }
+
+    /// Sets the provider error code.
+    #[must_use]
+    pub fn with_error(mut self, code: u32) -> Self {
+        self.error_code = Some(code);
+        self
+    }
+
+    /// Names the sender and the user (needed for messages sent elsewhere).
+    #[must_use]
+    pub fn between(mut self, from: Address, to: Address) -> Self {
+        self.from = Some(from);
+        self.to = Some(to);
+        self
+    }
+}
+
+/// A link between a phone and a business-scoped user id, known from
+/// elsewhere (an export of another database, a CRM): the two are one
+/// person for good (RULES R8). Inbound messages that carry both link them
+/// by themselves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkEvent {
+    /// The phone address.
+    pub phone: Address,
+    /// The business-scoped user id.
+    pub bsuid: Address,
+    /// When the link was learnt at its source.
+    pub at: Timestamp,
+    /// When we received it; `None` means the gate's clock now.
+    pub received_at: Option<Timestamp>,
+    /// Where it came from (`inbound SM123`, `import`, ...).
+    pub source: String,
 }
 
 /// Anything the gate ingests.
@@ -358,6 +482,8 @@ pub enum Event {
     TemplateStatus(TemplateStatusUpdate),
     /// An outbound message status callback.
     Status(StatusCallback),
+    /// A phone and a business-scoped user id known to be one person.
+    Link(LinkEvent),
 }
 
 /// What ingesting one event did.
@@ -374,6 +500,9 @@ pub struct IngestOutcome {
     /// A provider error code in a status callback took effect (R7).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feedback: Option<u32>,
+    /// The event linked two addresses that were not one person before (R8).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub linked: bool,
 }
 
 impl IngestOutcome {

@@ -70,6 +70,7 @@
 //! before it.
 
 pub mod address;
+pub mod chain;
 pub mod error;
 pub mod event;
 pub mod gate;
@@ -82,10 +83,12 @@ pub mod transport;
 pub use address::{Address, AddressError};
 pub use error::{Error, Result, StoreError};
 pub use event::{
-    ConsentEvent, DeliveryStatus, Event, InboundMessage, IngestOutcome, MessageKind, Referral,
-    StatusCallback, TemplateRecord, TemplateStatusUpdate,
+    ConsentEvent, DeliveryStatus, Event, InboundMessage, IngestOutcome, LinkEvent, MessageKind,
+    Referral, StatusCallback, TemplateRecord, TemplateStatusUpdate,
 };
-pub use gate::{Business, ConsentRecord, Delivery, Gate, GateConfig, SendOutcome};
+pub use gate::{
+    Business, ConsentRecord, Delivery, Gate, GateConfig, PersonView, SendOutcome, SendQuery,
+};
 pub use policy::{
     Action, Category, ConsentState, Content, Decision, Keyword, Keywords, PolicyConfig, Purpose,
     Reason, Scope, SendRequest, TemplateBody, TemplateStatus, Variables, Verdict,

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 
 /// Milliseconds in one hour.
@@ -48,16 +48,30 @@ impl Timestamp {
         self.0
     }
 
-    /// Parses an RFC 3339 time such as `2026-03-01T10:00:00Z`.
+    /// Parses an RFC 3339 date-time such as `2026-03-01T10:00:00Z`.
+    ///
+    /// Exactly `YYYY-MM-DDTHH:MM:SS`, an optional fraction, then `Z` or an
+    /// offset `+HH:MM` / `-HH:MM`. `T` and `Z` may be lower case and a space
+    /// may stand for `T`; the fraction is truncated to milliseconds; a leap
+    /// second `:60` counts as `:59` plus one second. Anything else (no
+    /// seconds, no offset, `+0530`, a date alone, an impossible date,
+    /// surrounding spaces) is an error.
+    ///
+    /// ```
+    /// use wagate::Timestamp;
+    /// let t = |s| Timestamp::parse(s).map(|t| t.to_string());
+    /// assert_eq!(t("2026-03-01 10:00:00.1239z")?, "2026-03-01T10:00:00.123Z");
+    /// assert_eq!(t("2026-12-31T23:59:60.5Z")?, "2027-01-01T00:00:00.500Z");
+    /// assert!(t("2026-03-01T10:00Z").is_err() && t("2026-03-01T10:00:00+0530").is_err());
+    /// # Ok::<(), wagate::TimeError>(())
+    /// ```
     ///
     /// # Errors
-    /// [`TimeError`] when the text is not RFC 3339.
+    /// [`TimeError`] when the text is not such a time.
     pub fn parse(input: &str) -> Result<Self, TimeError> {
-        DateTime::parse_from_rfc3339(input.trim())
-            .map(|t| Timestamp(t.timestamp_millis()))
-            .map_err(|_| TimeError {
-                input: input.to_owned(),
-            })
+        parse_rfc3339(input.as_bytes()).ok_or_else(|| TimeError {
+            input: input.to_owned(),
+        })
     }
 
     /// The current system time. Only the gate's [`SystemClock`] calls this;
@@ -89,6 +103,66 @@ impl Timestamp {
             None => format!("@{}ms", self.0),
         }
     }
+}
+
+/// The strict grammar of [`Timestamp::parse`]; `None` for anything else.
+fn parse_rfc3339(b: &[u8]) -> Option<Timestamp> {
+    // Fixed positions: YYYY-MM-DD?HH:MM:SS
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let d = b.get(r)?;
+        d.iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let is = |i: usize, set: &[u8]| b.get(i).is_some_and(|c| set.contains(c));
+    if !(is(4, b"-") && is(7, b"-") && is(10, b"Tt ") && is(13, b":") && is(16, b":")) {
+        return None;
+    }
+    let year = i32::try_from(num(0..4)?).ok()?;
+    let date = NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)?;
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0u32;
+    if is(i, b".") {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            if i - start < 3 {
+                millis = millis * 10 + u32::from(b.get(i).copied().unwrap_or(b'0') - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start)..3 {
+            millis *= 10;
+        }
+    }
+    let offset_minutes: i64 = match b.get(i..)? {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let two = |a: u8, c: u8| -> Option<i64> {
+                (a.is_ascii_digit() && c.is_ascii_digit())
+                    .then(|| i64::from(a - b'0') * 10 + i64::from(c - b'0'))
+            };
+            let (h, m) = (two(*h1, *h2)?, two(*m1, *m2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            if *sign == b'-' { -(h * 60 + m) } else { h * 60 + m }
+        }
+        _ => return None,
+    };
+    let days = date
+        .signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?)
+        .num_days();
+    let seconds = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
+        - offset_minutes * 60;
+    Some(Timestamp(seconds * 1000 + i64::from(millis)))
 }
 
 /// The effective time of an event: `min(at, received_at)`. Nothing takes
@@ -173,6 +247,43 @@ mod tests {
         assert!(Timestamp::parse("yesterday").is_err());
         assert!(Timestamp::parse("2026-03-01").is_err());
         assert!(Timestamp::parse("2026-02-30T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn format_v3_time_syntax() {
+        let ok = |s: &str, want: &str| {
+            assert_eq!(Timestamp::parse(s).unwrap().to_rfc3339(), want, "{s}");
+        };
+        ok("2026-03-01t10:00:00z", "2026-03-01T10:00:00.000Z");
+        ok("2026-03-01 10:00:00Z", "2026-03-01T10:00:00.000Z");
+        ok("2026-03-01T10:00:00.9999Z", "2026-03-01T10:00:00.999Z");
+        ok("2026-03-01T10:00:00.5Z", "2026-03-01T10:00:00.500Z");
+        ok("2026-03-01T10:00:00.000000001Z", "2026-03-01T10:00:00.000Z");
+        ok("2026-03-01T10:00:00+05:30", "2026-03-01T04:30:00.000Z");
+        ok("2026-03-01T10:00:00-08:00", "2026-03-01T18:00:00.000Z");
+        ok("2026-12-31T23:59:60.5Z", "2027-01-01T00:00:00.500Z");
+        ok("2026-06-30T23:59:60Z", "2026-07-01T00:00:00.000Z");
+        ok("1969-12-31T23:59:59.999Z", "1969-12-31T23:59:59.999Z");
+        for bad in [
+            "2026-03-01T10:00Z",
+            "2026-03-01T10:00:00",
+            "2026-03-01T10:00:00+0530",
+            "2026-03-01",
+            "2026-02-30T10:00:00Z",
+            "2026-03-01T24:00:00Z",
+            "2026-03-01T10:60:00Z",
+            "2026-03-01T10:00:61Z",
+            "2026-03-01T10:00:00.Z",
+            "2026-03-01T10:00:00+24:00",
+            "2026-03-01T10:00:00Zjunk",
+            " 2026-03-01T10:00:00Z",
+            "2026-03-01T10:00:00Z ",
+            "2026-3-01T10:00:00Z",
+            "+2026-03-01T10:00:00Z",
+            "",
+        ] {
+            assert!(Timestamp::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

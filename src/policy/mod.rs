@@ -281,17 +281,23 @@ impl SendRequest {
     /// ```
     pub fn new(sender: &str, user: &str, content: Content) -> Self {
         SendRequest {
-            sender: Address::parse(sender),
+            sender: Address::parse_phone(sender),
             user: Address::parse(user),
             content,
             purpose: None,
         }
     }
 
-    /// A request between addresses already parsed.
+    /// A request between addresses already parsed. A sender that is not a
+    /// phone is kept as invalid (RULES R1: a BSUID is never a sender).
     pub fn between(sender: Address, user: Address, content: Content) -> Self {
+        let sender = if sender.is_phone() {
+            Ok(sender)
+        } else {
+            Err(AddressError::NotPhone(sender.as_str().to_owned()))
+        };
         SendRequest {
-            sender: Ok(sender),
+            sender,
             user: Ok(user),
             content,
             purpose: None,

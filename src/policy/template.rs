@@ -331,8 +331,26 @@ pub enum VariableProblem {
 /// let v = Variables::from_json(&serde_json::json!({"1": "A-17"}));
 /// assert_eq!(v, Variables::positional(["A-17"]));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Variables(Repr);
+#[derive(Clone, Debug, Default)]
+pub struct Variables(Repr, Shape);
+
+/// How variables were given: equal values given as a list and as an
+/// object are equal [`Variables`], but not the same request (RULES R7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+enum Shape {
+    #[default]
+    Absent,
+    List,
+    Object,
+}
+
+impl PartialEq for Variables {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Variables {}
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 enum Repr {
@@ -345,7 +363,24 @@ enum Repr {
 impl Variables {
     /// No variables.
     pub fn none() -> Self {
-        Variables(Repr::None)
+        Variables(Repr::None, Shape::Absent)
+    }
+
+    /// How the values were given, `absent`, `list` or `object`, and what
+    /// they are: the form a request is compared in when an idempotency key
+    /// comes back (`["x"]` and `{"1": "x"}` are different requests).
+    pub fn as_given(&self) -> (&'static str, Vec<(&str, &str)>) {
+        let shape = match self.1 {
+            Shape::Absent => "absent",
+            Shape::List => "list",
+            Shape::Object => "object",
+        };
+        let values = match &self.0 {
+            Repr::None => Vec::new(),
+            Repr::Map(m) => m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+            Repr::Malformed(what) => vec![("malformed", what.as_str())],
+        };
+        (shape, values)
     }
 
     /// Positional values: the i-th fills `{{i}}` (counting from 1).
@@ -354,13 +389,16 @@ impl Variables {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Variables(Repr::Map(
-            values
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| ((i + 1).to_string(), v.into()))
-                .collect(),
-        ))
+        Variables(
+            Repr::Map(
+                values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| ((i + 1).to_string(), v.into()))
+                    .collect(),
+            ),
+            Shape::List,
+        )
     }
 
     /// Values by key: names for `{{name}}`, or `"1"`, `"2"`, ... for
@@ -371,12 +409,15 @@ impl Variables {
         K: Into<String>,
         V: Into<String>,
     {
-        Variables(Repr::Map(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        ))
+        Variables(
+            Repr::Map(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            ),
+            Shape::Object,
+        )
     }
 
     /// From JSON as the scenario format and Twilio's ContentVariables carry
@@ -384,7 +425,7 @@ impl Variables {
     /// Any other shape is kept as malformed and never fits a template.
     pub fn from_json(v: &serde_json::Value) -> Self {
         use serde_json::Value;
-        let bad = |what: &str| Variables(Repr::Malformed(what.to_owned()));
+        let bad = |what: &str| Variables(Repr::Malformed(what.to_owned()), Shape::Object);
         match v {
             Value::Null => Variables::none(),
             Value::Array(items) => {
@@ -405,7 +446,7 @@ impl Variables {
                         None => return bad(&format!("{k:?} is not a string")),
                     };
                 }
-                Variables(Repr::Map(out))
+                Variables(Repr::Map(out), Shape::Object)
             }
             _ => bad("neither a list nor an object"),
         }

@@ -300,6 +300,8 @@ pub fn run<W: Write>(out: &mut W) -> IoResult<u8> {
             status: TemplateStatus::parse("PAUSED").map_err(other)?,
             at: ts("2026-03-02T11:00:00Z"),
             received_at: None,
+            twilio_content_sid: None,
+            meta_template_id: None,
         }),
     )?;
     let sale = s.template(
@@ -397,13 +399,10 @@ pub fn run<W: Write>(out: &mut W) -> IoResult<u8> {
     s.event(
         "2026-03-04T09:10:05Z",
         "status callback: failed, Meta 131047 (window)",
-        Event::Status(StatusCallback {
-            id: "out-6".into(),
-            status: DeliveryStatus::Failed,
-            error_code: Some(131047),
-            at: ts("2026-03-04T09:10:05Z"),
-            received_at: None,
-        }),
+        Event::Status(
+            StatusCallback::new("out-6", DeliveryStatus::Failed, ts("2026-03-04T09:10:05Z"))
+                .with_error(131047),
+        ),
     )?;
     s.check("2026-03-04T09:11:00Z", "freeform retry", &welcome)?;
     s.event(

@@ -1,0 +1,412 @@
+//! The gate: store + policy + transport.
+//!
+//! A [`Gate`] owns one SQLite database. [`Gate::business`] gives the
+//! [`Business`] handle through which everything happens: ingesting events
+//! ([`ingest`](Business::ingest)), asking for decisions
+//! ([`check`](Business::check)), sending through a [`Transport`]
+//! ([`send`](Business::send)), and reading back what happened for an
+//! auditor ([`consent_history`](Business::consent_history),
+//! [`sends`](Business::sends), [`verify`](Business::verify)).
+//!
+//! Everything is per person (RULES R8): a decision for any address of a
+//! person reads the consent, windows and confirmations of all of them.
+
+mod audit;
+mod commit;
+mod ingest;
+mod send;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::event::IngestOutcome;
+use crate::policy::{
+    Action, Decision, Facts, Keywords, PolicyConfig, Scope, SendRequest, decide,
+};
+use crate::store::{Addresses, BusinessRef, Db, Store, Writer};
+use crate::time::{Clock, SystemClock, Timestamp};
+
+use commit::{Committer, Job};
+
+pub use audit::{ConsentRecord, PersonView, SendQuery};
+
+/// Settings of a gate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GateConfig {
+    /// Policy settings (the window margin).
+    pub policy: PolicyConfig,
+    /// Keyword lists.
+    pub keywords: Keywords,
+}
+
+/// The policy gate over one SQLite database.
+///
+/// `Gate` is `Send + Sync`: share it between threads behind an `Arc`.
+pub struct Gate {
+    /// The one writer connection (SQLite has one writer).
+    store: Mutex<Store>,
+    /// A reader connection for file databases, so that checks do not wait
+    /// behind a commit's fsync.
+    reader: Option<Mutex<Store>>,
+    committer: Committer,
+    config: GateConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The longest business name accepted.
+pub const MAX_BUSINESS_NAME: usize = 200;
+
+/// Checks a business name: non-empty, at most [`MAX_BUSINESS_NAME`]
+/// characters, no surrounding whitespace, no control characters.
+///
+/// # Errors
+/// [`Error::BusinessName`].
+pub fn check_business_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_BUSINESS_NAME
+        && name.trim() == name
+        && !name.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BusinessName(name.to_owned()))
+    }
+}
+
+impl Gate {
+    /// Opens (creating if needed) a database file, with the default
+    /// configuration and the system clock.
+    ///
+    /// # Errors
+    /// [`Error::SchemaTooNew`], [`Error::Corrupt`] or a store error.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let writer = Store::open(path.as_ref())?;
+        let mut gate = Self::from_store(writer);
+        gate.reader = Some(Mutex::new(Store::open_reader(path.as_ref())?));
+        Ok(gate)
+    }
+
+    /// Opens a database file that must exist: what read-only tools use, so
+    /// that a mistyped path is an error instead of a new empty database.
+    ///
+    /// # Errors
+    /// [`Error::NoDatabase`] when there is no such file, otherwise as
+    /// [`Gate::open`].
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
+        let writer = Store::open_existing(path.as_ref())?;
+        let mut gate = Self::from_store(writer);
+        gate.reader = Some(Mutex::new(Store::open_reader(path.as_ref())?));
+        Ok(gate)
+    }
+
+    /// A gate on a private in-memory database.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn open_in_memory() -> Result<Self> {
+        Ok(Self::from_store(Store::open_in_memory()?))
+    }
+
+    fn from_store(store: Store) -> Self {
+        Gate {
+            store: Mutex::new(store),
+            reader: None,
+            committer: Committer::default(),
+            config: GateConfig::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Replaces the configuration.
+    #[must_use]
+    pub fn with_config(mut self, config: GateConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Replaces the clock (for tests and replays).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GateConfig {
+        &self.config
+    }
+
+    /// The handle of a business (tenant), created on first use.
+    ///
+    /// # Errors
+    /// [`Error::BusinessName`] for a name that is empty, too long, has
+    /// surrounding whitespace or control characters; a store error.
+    pub fn business(&self, name: &str) -> Result<Business<'_>> {
+        check_business_name(name)?;
+        // Look up first: a business exists after its first use, and a read
+        // costs no commit.
+        let id = match self.read(|db| db.business_id(name, false))? {
+            Some(id) => id,
+            None => self.write(|w| {
+                w.db().business_id(name, true)?.ok_or_else(|| {
+                    Error::InvalidEvent(format!("business {name:?} could not be created"))
+                })
+            })?,
+        };
+        Ok(Business {
+            gate: self,
+            id,
+            name: name.into(),
+        })
+    }
+
+    /// The handle of a business that exists already: what read-only tools
+    /// use, so that a mistyped name is an error, never a new business.
+    ///
+    /// # Errors
+    /// [`Error::UnknownBusiness`] listing the known businesses, or a store
+    /// error.
+    pub fn existing_business(&self, name: &str) -> Result<Business<'_>> {
+        match self.read(|db| db.business_id(name, false))? {
+            Some(id) => Ok(Business {
+                gate: self,
+                id,
+                name: name.into(),
+            }),
+            None => Err(Error::UnknownBusiness {
+                name: name.to_owned(),
+                known: self.businesses()?,
+            }),
+        }
+    }
+
+    /// The names of every business in the database.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn businesses(&self) -> Result<Vec<String>> {
+        Ok(self
+            .read(|db| db.businesses())?
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect())
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Store>> {
+        self.store.lock().map_err(|_| Error::Poisoned)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+        self.lock()?.write(f)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<T> {
+        match &self.reader {
+            Some(r) => r.lock().map_err(|_| Error::Poisoned)?.read(f),
+            None => self.lock()?.read(f),
+        }
+    }
+
+    /// Commits one group of queued events in one transaction; a failure of
+    /// the transaction is every event's answer.
+    fn commit_group(&self, jobs: &[Job]) -> Vec<Result<IngestOutcome>> {
+        let group = self.write(|w| {
+            let now = self.clock.now();
+            jobs.iter()
+                .map(|j| {
+                    let b = Business {
+                        gate: self,
+                        id: j.business,
+                        name: j.name.clone(),
+                    };
+                    w.item(|db| b.apply(db, &j.event, now))
+                })
+                .collect()
+        });
+        match group {
+            Ok(results) => results,
+            Err(e) => jobs.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+}
+
+/// One business of a [`Gate`].
+#[derive(Clone, Debug)]
+pub struct Business<'g> {
+    gate: &'g Gate,
+    id: i64,
+    name: Arc<str>,
+}
+
+/// What happened to an allowed message at the transport.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "delivery")]
+pub enum Delivery {
+    /// The decision was not `allow`: the transport was not called.
+    NotSent,
+    /// The provider accepted it.
+    Accepted {
+        /// The provider's message id.
+        provider_id: String,
+    },
+    /// The provider refused it.
+    Refused {
+        /// Whether a retry with the same key may try again.
+        transient: bool,
+        /// The provider's error code.
+        code: Option<u32>,
+        /// The provider's message.
+        message: String,
+    },
+    /// The key was handed to the transport before; nothing was sent now.
+    /// `accepted` tells whether that earlier send was accepted.
+    Duplicate {
+        /// The earlier send's provider id, if it was accepted.
+        provider_id: Option<String>,
+    },
+}
+
+/// The result of [`Business::send`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SendOutcome {
+    /// The decision. For a duplicate, verdict and reason are those of the
+    /// first send; the facts are as of now.
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// What the transport did.
+    #[serde(flatten)]
+    pub delivery: Delivery,
+}
+
+impl SendOutcome {
+    /// Whether this call handed the message to the provider and it was
+    /// accepted.
+    pub fn sent(&self) -> bool {
+        matches!(self.delivery, Delivery::Accepted { .. })
+    }
+
+    /// Whether this key had already gone to the transport.
+    pub fn duplicate(&self) -> bool {
+        matches!(self.delivery, Delivery::Duplicate { .. })
+    }
+}
+
+impl Business<'_> {
+    /// The business's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn r(&self) -> BusinessRef<'_> {
+        BusinessRef {
+            id: self.id,
+            name: &self.name,
+        }
+    }
+
+    /// Decides a send request now, recording nothing.
+    ///
+    /// # Errors
+    /// A store error, an unreadable row or a broken consent chain: never
+    /// an allow by default.
+    pub fn check(&self, req: &SendRequest) -> Result<Decision> {
+        self.gate
+            .read(|db| self.decide(db, req, self.gate.clock.now(), None))
+    }
+
+    /// Decides a send request as of `t`: only what was received at or
+    /// before `t` counts (consent events, inbound messages kept by id,
+    /// links, template records, sends and provider feedback). For "would
+    /// this have been allowed then?". Inbound messages without a provider
+    /// id are not kept one by one, so their windows do not count here.
+    ///
+    /// ```
+    /// use wagate::{Address, Content, Event, Gate, InboundMessage, Reason, SendRequest, Timestamp};
+    /// let gate = Gate::open_in_memory()?;
+    /// let acme = gate.business("acme")?;
+    /// let (user, shop) = (Address::parse("+15550001111")?, Address::parse("+14155238886")?);
+    /// let at = Timestamp::parse("2026-03-01T10:00:00Z")?;
+    /// let mut m = InboundMessage::text(user.clone(), shop.clone(), "hi", at).with_id("SM1");
+    /// m.received_at = Some(at);
+    /// acme.ingest(&Event::Inbound(m))?;
+    /// let req = SendRequest::between(shop, user, Content::text("hello"));
+    /// let before = acme.check_as_of(&req, Timestamp::parse("2026-03-01T09:59:00Z")?)?;
+    /// assert_eq!(before.reason, Reason::NoOptIn); // the message had not arrived yet
+    /// let after = acme.check_as_of(&req, Timestamp::parse("2026-03-01T10:01:00Z")?)?;
+    /// assert_eq!(after.reason, Reason::WindowOpen);
+    /// # Ok::<(), wagate::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Business::check`].
+    pub fn check_as_of(&self, req: &SendRequest, t: Timestamp) -> Result<Decision> {
+        self.gate.read(|db| self.decide(db, req, t, Some(t)))
+    }
+
+    /// Gathers the facts of a request from the store: per person (R8),
+    /// chains verified; with `as_of`, only what was received by then.
+    fn facts(&self, db: Db<'_>, req: &SendRequest, as_of: Option<Timestamp>) -> Result<Facts> {
+        let (Ok(sender), Ok(user)) = (req.sender(), req.user()) else {
+            return Ok(Facts::default());
+        };
+        let template = match req.content().template_key() {
+            Some((name, language)) => db
+                .template(self.id, name, language, as_of)?
+                .map(|t| t.facts),
+            None => None,
+        };
+        // An address never seen is a person with no history (R8).
+        let Some(address) = db.address(self.id, user.as_str())? else {
+            return Ok(Facts {
+                template,
+                ..Facts::default()
+            });
+        };
+        let who = match as_of {
+            None => Addresses::Person(address.person),
+            Some(t) => Addresses::Some(db.person_as_of(self.id, &address, t)?),
+        };
+        let consent = db.person_consent(self.r(), &who, as_of)?;
+        let any_opt_out = consent
+            .iter()
+            .any(|c| c.action == Action::OptOut && c.scope == Scope::All);
+        Ok(Facts {
+            window: db.person_window(self.id, &who, sender.as_str(), as_of)?,
+            last_confirmation_at: if any_opt_out {
+                db.last_confirmation(self.id, &who, as_of)?
+            } else {
+                None
+            },
+            consent,
+            template,
+        })
+    }
+
+    fn decide(
+        &self,
+        db: Db<'_>,
+        req: &SendRequest,
+        now: Timestamp,
+        as_of: Option<Timestamp>,
+    ) -> Result<Decision> {
+        let facts = self.facts(db, req, as_of)?;
+        Ok(decide(req, &facts, now, &self.gate.config.policy))
+    }
+}
+
+/// When an event reached us: as given, but never later than now (a time
+/// in the future cannot be an arrival time), and now when not given.
+fn received(given: Option<Timestamp>, now: Timestamp) -> Timestamp {
+    given.map_or(now, |r| r.min(now))
+}

@@ -1,0 +1,222 @@
+//! Sending: decide and reserve in one transaction, hand the message to the
+//! transport with no transaction open, record the answer (RULES R6, R7).
+
+use super::{Business, Delivery, SendOutcome};
+use crate::address::{Address, AddressError};
+use crate::chain::{Digest, Hash};
+use crate::error::{Error, Result};
+use crate::policy::{Content, Decision, SendRequest, Verdict};
+use crate::store::{Db, NewSend, SendState};
+use crate::time::Timestamp;
+use crate::transport::{Accepted, Failure, OutboundMessage, Transport};
+
+/// A digest of a send request as given: sender, recipient, content (text,
+/// or template, language and variables in the form given) and purpose.
+/// A key that comes back with another digest is another request (R7).
+pub(super) fn request_fingerprint(req: &SendRequest) -> Hash {
+    let raw = |a: Result<&Address, &AddressError>| match a {
+        Ok(a) => a.as_str().to_owned(),
+        Err(e) => format!("invalid:{}", e.input()),
+    };
+    let mut d = Digest::new();
+    d.field(b"wagate.request.v1");
+    d.field(raw(req.sender()).as_bytes());
+    d.field(raw(req.user()).as_bytes());
+    match req.content() {
+        Content::Freeform { text } => {
+            d.field(b"freeform");
+            d.field(text.as_bytes());
+        }
+        Content::Template {
+            name,
+            language,
+            variables,
+        } => {
+            d.field(b"template");
+            d.field(name.as_bytes());
+            d.field(language.as_bytes());
+            let (shape, values) = variables.as_given();
+            d.field(shape.as_bytes());
+            for (k, v) in values {
+                d.field(k.as_bytes());
+                d.field(v.as_bytes());
+            }
+        }
+    }
+    match req.purpose() {
+        None => d.field(b"0"),
+        Some(p) => {
+            d.field(b"1");
+            d.field(p.as_str().as_bytes());
+        }
+    }
+    d.finish()
+}
+
+pub(super) enum Reserved {
+    Done(Box<SendOutcome>),
+    Go(Box<(Decision, i64, OutboundMessage)>),
+}
+
+impl Business<'_> {
+    /// Decides a send request, records the attempt and its decision, and
+    /// hands an allowed message to `transport`. A key that already reached
+    /// the transport sends nothing and reports the first decision as a
+    /// duplicate. No write transaction is held while the transport runs.
+    ///
+    /// ```
+    /// use wagate::{Content, Gate, SendRequest, transport::RecordingTransport};
+    /// let gate = Gate::open_in_memory()?;
+    /// let acme = gate.business("acme")?;
+    /// let t = RecordingTransport::new();
+    /// let req = SendRequest::new("whatsapp:+14155238886", "whatsapp:+15550001111", Content::text("hi"));
+    /// let out = acme.send(&req, "msg-1", &t)?;
+    /// assert!(!out.decision.is_allowed()); // no window, no opt-in
+    /// assert!(t.sent().is_empty());
+    /// # Ok::<(), wagate::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::KeyReused`] when the key reached the transport before for
+    /// a different request (nothing is sent or recorded); a store error.
+    /// If recording the transport's answer fails after the provider
+    /// accepted, the error is returned and the key stays reserved, so a
+    /// retry does not send again.
+    pub fn send<T: Transport + ?Sized>(
+        &self,
+        req: &SendRequest,
+        key: &str,
+        transport: &T,
+    ) -> Result<SendOutcome> {
+        if key.is_empty() {
+            return Err(Error::InvalidEvent(
+                "idempotency key must not be empty".into(),
+            ));
+        }
+        // `now` is read once the write lock is held: the decision and the
+        // recorded send time `s` (what feedback is dated at) are those of
+        // the moment of reservation.
+        let reserved = self
+            .gate
+            .write(|w| self.reserve(w.db(), req, key, self.gate.clock.now()))?;
+        let (decision, id, message) = match reserved {
+            Reserved::Done(outcome) => return Ok(*outcome),
+            Reserved::Go(go) => *go,
+        };
+        let answer = transport.send(&message);
+        let delivery = self.gate.write(|w| {
+            let db = w.db();
+            match &answer {
+                Ok(receipt) => {
+                    let pid = receipt.provider_id();
+                    db.finish_send(id, SendState::Sent, Some(pid), None, None)?;
+                    Ok(Delivery::Accepted {
+                        provider_id: pid.to_owned(),
+                    })
+                }
+                Err(e) => {
+                    let state = if e.is_transient() {
+                        SendState::Retryable
+                    } else {
+                        SendState::Failed
+                    };
+                    let text = e.to_string();
+                    db.finish_send(id, state, None, e.provider_code(), Some(&text))?;
+                    if let Some(code) = e.provider_code()
+                        && let Some(sent) = db.send_by_id(id)?
+                    {
+                        self.feedback(db, &sent, code, self.gate.clock.now())?;
+                    }
+                    Ok(Delivery::Refused {
+                        transient: e.is_transient(),
+                        code: e.provider_code(),
+                        message: text,
+                    })
+                }
+            }
+        })?;
+        Ok(SendOutcome { decision, delivery })
+    }
+
+    fn reserve(
+        &self,
+        db: Db<'_>,
+        req: &SendRequest,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Reserved> {
+        let fingerprint = request_fingerprint(req);
+        let prev = db.send_by_key(self.id, key)?;
+        // A key names one request: another request under a key that
+        // reached the transport is an error, never a duplicate (R7).
+        if let Some(prev) = &prev
+            && prev.request.is_some_and(|h| h != fingerprint)
+        {
+            return Err(Error::KeyReused(key.to_owned()));
+        }
+        let mut decision = self.decide(db, req, now, None)?;
+        if let Some(prev) = &prev {
+            decision.reason = prev.reason;
+            decision.verdict = prev.reason.verdict();
+        }
+        let raw = |a: Result<&Address, &AddressError>| match a {
+            Ok(a) => a.as_str().to_owned(),
+            Err(e) => e.input().to_owned(),
+        };
+        // Recorded under the address it was sent to; no address is created.
+        let user_id = match req.user() {
+            Ok(u) => db.address(self.id, u.as_str())?.map(|a| a.id),
+            Err(_) => None,
+        };
+        let template = req.content().template_key();
+        let facts = serde_json::to_string(&decision.facts).unwrap_or_default();
+        let id = db.insert_send(
+            self.id,
+            &NewSend {
+                key,
+                sender: &raw(req.sender()),
+                recipient: &raw(req.user()),
+                user_id,
+                at: now,
+                template,
+                purpose: req.purpose().map(|p| p.as_str()),
+                reason: decision.reason,
+                duplicate: prev.is_some(),
+                request: fingerprint,
+                facts: &facts,
+            },
+        )?;
+        if let Some(prev) = prev {
+            let provider_id = prev.provider_id.filter(|_| prev.state == SendState::Sent);
+            return Ok(Reserved::Done(Box::new(SendOutcome {
+                decision,
+                delivery: Delivery::Duplicate { provider_id },
+            })));
+        }
+        let (Verdict::Allow, Ok(from), Ok(to)) = (decision.verdict, req.sender(), req.user())
+        else {
+            return Ok(Reserved::Done(Box::new(SendOutcome {
+                decision,
+                delivery: Delivery::NotSent,
+            })));
+        };
+        let (sid, meta) = match template {
+            Some((name, language)) => db
+                .template(self.id, name, language, None)?
+                .map(|t| (t.twilio_content_sid, t.meta_template_id))
+                .unwrap_or_default(),
+            None => (None, None),
+        };
+        let message = OutboundMessage {
+            key: key.to_owned(),
+            from: from.clone(),
+            to: to.clone(),
+            content: req.content().clone(),
+            rendered: decision.facts.rendered.clone(),
+            twilio_content_sid: sid,
+            meta_template_id: meta,
+            purpose: req.purpose().cloned(),
+        };
+        Ok(Reserved::Go(Box::new((decision, id, message))))
+    }
+}

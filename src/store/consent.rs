@@ -1,0 +1,579 @@
+//! The consent trail: append-only, hash-chained per address, verified
+//! whenever it is read (RULES R3, R4, R8; [`crate::chain`]).
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{AddressRow, BusinessRef, Db, corrupt};
+use crate::chain::{Hash, Link};
+use crate::error::{Error, Result};
+use crate::policy::{Action, ConsentFact, Scope};
+use crate::time::{Timestamp, effective};
+
+/// A consent event to append.
+#[derive(Clone, Copy, Debug)]
+pub struct NewConsent<'a> {
+    /// Opt in or out.
+    pub action: Action,
+    /// All or marketing.
+    pub scope: Scope,
+    /// Source time.
+    pub at: Timestamp,
+    /// Arrival time.
+    pub received_at: Timestamp,
+    /// A keyword opt-in (RULES R4).
+    pub conditional: bool,
+    /// Where it came from.
+    pub source: &'a str,
+    /// Proof.
+    pub evidence: Option<&'a str>,
+}
+
+/// A consent event as stored, with its place in the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentRow {
+    /// Position in the address's trail, from 1.
+    pub seq: i64,
+    /// Opt in or out.
+    pub action: Action,
+    /// Scope.
+    pub scope: Scope,
+    /// Source time.
+    pub at: Timestamp,
+    /// Arrival time.
+    pub received_at: Timestamp,
+    /// min(at, received_at).
+    pub effective: Timestamp,
+    /// An opt-in keyword.
+    pub conditional: bool,
+    /// Where it came from.
+    pub source: String,
+    /// Proof.
+    pub evidence: Option<String>,
+    /// The hash of the previous event of the address (zeros for the first).
+    pub prev: Hash,
+    /// This event's hash.
+    pub hash: Hash,
+}
+
+/// The head of one address's chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChainHead {
+    /// The address.
+    pub user: String,
+    /// How many events its trail holds.
+    pub events: i64,
+    /// The hash of the last one (hex), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+}
+
+/// What [`Db::verify_chains`] found in one business.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Addresses checked.
+    pub addresses: u64,
+    /// Events checked.
+    pub events: u64,
+    /// SHA-256 over every address's (address, count, head), in address
+    /// order: one value to record elsewhere and compare later.
+    pub heads_digest: String,
+    /// The first broken event, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
+}
+
+/// Walks one address's events in seq order and checks each hash.
+struct Chain {
+    user: i64,
+    key: String,
+    count: i64,
+    head: Option<Hash>,
+    next: i64,
+    prev: Hash,
+}
+
+impl Chain {
+    fn broken(&self, seq: i64, detail: &str) -> Error {
+        Error::ChainBroken {
+            user: self.key.clone(),
+            seq,
+            detail: detail.to_owned(),
+        }
+    }
+
+    /// Checks one event; returns its hash and the hash before it.
+    fn step(&mut self, business: &str, r: &rusqlite::Row<'_>) -> Result<(Hash, Hash)> {
+        let seq: i64 = r.get(4)?;
+        if seq != self.next {
+            return Err(self.broken(self.next, &format!("event {seq} found where {} was expected", self.next)));
+        }
+        let (at, received_at) = (
+            Timestamp::from_millis(r.get(7)?),
+            Timestamp::from_millis(r.get(8)?),
+        );
+        let eff: i64 = r.get(9)?;
+        if eff != effective(at, received_at).as_millis() {
+            return Err(self.broken(seq, "its effective time is not min(at, received_at)"));
+        }
+        let link = Link {
+            business,
+            user: &self.key,
+            seq,
+            action: parse_action(r.get_ref(5)?.as_str()?)?,
+            scope: parse_scope(r.get_ref(6)?.as_str()?)?,
+            at,
+            received_at,
+            conditional: r.get(10)?,
+            source: r.get_ref(11)?.as_str()?,
+            evidence: r.get_ref(12)?.as_str_or_null()?,
+        };
+        let stored = r
+            .get_ref(13)?
+            .as_blob_or_null()?
+            .and_then(Hash::from_slice)
+            .ok_or_else(|| self.broken(seq, "its hash is missing"))?;
+        let prev = self.prev;
+        let hash = link.hash(&prev);
+        if hash != stored {
+            return Err(self.broken(seq, "its hash does not match its content"));
+        }
+        self.prev = hash;
+        self.next += 1;
+        Ok((hash, prev))
+    }
+
+    fn finish(&self) -> Result<()> {
+        let n = self.next - 1;
+        let ok = n == self.count
+            && match self.head {
+                None => n == 0,
+                Some(h) => n > 0 && h == self.prev,
+            };
+        if ok {
+            Ok(())
+        } else {
+            Err(self.broken(
+                n + 1,
+                &format!("the address records {} events and a head that its trail of {n} does not end in", self.count),
+            ))
+        }
+    }
+}
+
+/// Whose events to read.
+#[derive(Clone, Copy)]
+pub(super) enum Who {
+    /// Every address of a person.
+    Person(i64),
+    /// One address.
+    Address(i64),
+    /// Every address of the business.
+    All,
+}
+
+const TRAIL: &str = "SELECT u.id, u.key, u.consent_count, u.consent_head,
+        c.seq, c.action, c.scope, c.at, c.received_at, c.effective, c.conditional, c.source,
+        c.evidence, c.hash
+ FROM users u LEFT JOIN consent_events c ON c.business_id = u.business_id AND c.user_id = u.id";
+
+impl Db<'_> {
+    /// Appends a consent event to an address's chain.
+    ///
+    /// # Errors
+    /// [`Error::ChainBroken`] when the address's head is unreadable, or a
+    /// store error.
+    pub fn add_consent(
+        self,
+        business: BusinessRef<'_>,
+        user: &AddressRow,
+        c: &NewConsent<'_>,
+    ) -> Result<()> {
+        let (count, head): (i64, Option<Vec<u8>>) = self
+            .0
+            .prepare_cached("SELECT consent_count, consent_head FROM users WHERE id = ?1")?
+            .query_row([user.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let prev = match (count, head) {
+            (0, None) => Hash::ZERO,
+            (n, Some(h)) if n > 0 => Hash::from_slice(&h).ok_or_else(|| Error::ChainBroken {
+                user: user.key.clone(),
+                seq: n,
+                detail: "the recorded head is not a hash".into(),
+            })?,
+            (n, _) => {
+                return Err(Error::ChainBroken {
+                    user: user.key.clone(),
+                    seq: n,
+                    detail: "the recorded count and head disagree".into(),
+                });
+            }
+        };
+        let seq = count + 1;
+        let hash = Link {
+            business: business.name,
+            user: &user.key,
+            seq,
+            action: c.action,
+            scope: c.scope,
+            at: c.at,
+            received_at: c.received_at,
+            conditional: c.conditional,
+            source: c.source,
+            evidence: c.evidence,
+        }
+        .hash(&prev);
+        self.0
+            .prepare_cached(
+                "INSERT INTO consent_events (business_id, user_id, seq, action, scope, at, received_at,
+                     effective, conditional, source, evidence, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                business.id,
+                user.id,
+                seq,
+                c.action.as_str(),
+                c.scope.as_str(),
+                c.at.as_millis(),
+                c.received_at.as_millis(),
+                effective(c.at, c.received_at).as_millis(),
+                c.conditional,
+                c.source,
+                c.evidence,
+                &hash.0[..],
+            ])?;
+        self.0
+            .prepare_cached("UPDATE users SET consent_count = ?2, consent_head = ?3 WHERE id = ?1")?
+            .execute(params![user.id, seq, &hash.0[..]])?;
+        Ok(())
+    }
+
+    /// Reads the trail of `who`, verifying every chain as it goes, and
+    /// calls `f` for each event with the address and the row.
+    pub(super) fn trail(
+        self,
+        business: BusinessRef<'_>,
+        who: Who,
+        mut f: impl FnMut(&str, &rusqlite::Row<'_>, Hash, Hash) -> Result<()>,
+    ) -> Result<()> {
+        let (sql, arg) = match who {
+            Who::Person(p) => (
+                format!("{TRAIL} WHERE u.business_id = ?1 AND u.person_id = ?2 ORDER BY u.id, c.seq"),
+                p,
+            ),
+            Who::Address(a) => (
+                format!("{TRAIL} WHERE u.business_id = ?1 AND u.id = ?2 ORDER BY u.id, c.seq"),
+                a,
+            ),
+            Who::All => (
+                format!("{TRAIL} WHERE u.business_id = ?1 AND ?2 = 0 ORDER BY u.id, c.seq"),
+                0,
+            ),
+        };
+        let mut stmt = self.0.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![business.id, arg])?;
+        let mut chain: Option<Chain> = None;
+        while let Some(r) = rows.next()? {
+            let user: i64 = r.get(0)?;
+            if chain.as_ref().is_none_or(|c| c.user != user) {
+                if let Some(done) = &chain {
+                    done.finish()?;
+                }
+                let head = r
+                    .get_ref(3)?
+                    .as_blob_or_null()?
+                    .map(|h| Hash::from_slice(h).unwrap_or(Hash([0xff; 32])));
+                chain = Some(Chain {
+                    user,
+                    key: r.get(1)?,
+                    count: r.get(2)?,
+                    head,
+                    next: 1,
+                    prev: Hash::ZERO,
+                });
+            }
+            // A LEFT JOIN row without an event: an address with no consent.
+            if r.get_ref(4)?.as_i64_or_null()?.is_none() {
+                continue;
+            }
+            let Some(c) = chain.as_mut() else { continue };
+            let (hash, prev) = c.step(business.name, r)?;
+            f(&c.key, r, hash, prev)?;
+        }
+        if let Some(done) = &chain {
+            done.finish()?;
+        }
+        Ok(())
+    }
+
+    /// The consent events of a person, verified, as the fold reads them.
+    /// With `as_of`, only events received at or before it.
+    ///
+    /// # Errors
+    /// [`Error::ChainBroken`] or [`Error::Corrupt`] when the trail was
+    /// altered (never a decision), or a store error.
+    pub fn person_consent(
+        self,
+        business: BusinessRef<'_>,
+        addresses: &Addresses,
+        as_of: Option<Timestamp>,
+    ) -> Result<Vec<ConsentFact>> {
+        let mut out = Vec::new();
+        let mut push = |_: &str, r: &rusqlite::Row<'_>, _: Hash, _: Hash| -> Result<()> {
+            let received = Timestamp::from_millis(r.get(8)?);
+            if as_of.is_some_and(|t| received > t) {
+                return Ok(());
+            }
+            out.push(ConsentFact {
+                action: parse_action(r.get_ref(5)?.as_str()?)?,
+                scope: parse_scope(r.get_ref(6)?.as_str()?)?,
+                effective: Timestamp::from_millis(r.get(9)?),
+                conditional: r.get(10)?,
+            });
+            Ok(())
+        };
+        match addresses {
+            Addresses::Person(p) => self.trail(business, Who::Person(*p), &mut push)?,
+            Addresses::Some(ids) => {
+                for id in ids {
+                    self.trail(business, Who::Address(*id), &mut push)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The full trail of a person, verified: (address, row), oldest first
+    /// by effective time, then address, then seq.
+    ///
+    /// # Errors
+    /// As [`Db::person_consent`].
+    pub fn person_trail(
+        self,
+        business: BusinessRef<'_>,
+        person: i64,
+    ) -> Result<Vec<(String, ConsentRow)>> {
+        let mut out = Vec::new();
+        self.trail(business, Who::Person(person), |key, r, hash, prev| {
+            out.push((key.to_owned(), consent_row(r, hash, prev)?));
+            Ok(())
+        })?;
+        out.sort_by(|(ka, a), (kb, b)| (a.effective, ka, a.seq).cmp(&(b.effective, kb, b.seq)));
+        Ok(out)
+    }
+
+    /// Calls `f` with every consent event of a business received at or
+    /// after `since` (all when `None`), with its address, address by
+    /// address in chain order. Every chain is verified as it streams (the
+    /// events before `since` too, so that each row's `prev` is known).
+    ///
+    /// # Errors
+    /// What `f` returns, [`Error::ChainBroken`], or a store error.
+    pub fn for_each_consent(
+        self,
+        business: BusinessRef<'_>,
+        since: Option<Timestamp>,
+        mut f: impl FnMut(&str, &ConsentRow) -> Result<()>,
+    ) -> Result<()> {
+        self.trail(business, Who::All, |key, r, hash, prev| {
+            let row = consent_row(r, hash, prev)?;
+            if since.is_none_or(|s| row.received_at >= s) {
+                f(key, &row)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Verifies every chain of a business. A broken chain is reported in
+    /// the result (the first one found), not as an error.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn verify_chains(self, business: BusinessRef<'_>) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        let mut stmt = self.0.prepare_cached(
+            "SELECT id, key, consent_count, consent_head FROM users WHERE business_id = ?1 ORDER BY key",
+        )?;
+        let users = stmt
+            .query_map([business.id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<Vec<u8>>>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut digest = crate::chain::Digest::new();
+        for (id, key, count, head) in users {
+            report.addresses += 1;
+            digest.field(key.as_bytes());
+            digest.field(count.to_string().as_bytes());
+            digest.field(head.as_deref().unwrap_or_default());
+            let mut events = 0u64;
+            match self.trail(business, Who::Address(id), |_, _, _, _| {
+                events += 1;
+                Ok(())
+            }) {
+                Ok(()) => {}
+                Err(e @ (Error::ChainBroken { .. } | Error::Corrupt { .. })) => {
+                    report.events += events;
+                    if report.broken.is_none() {
+                        report.broken = Some(e.to_string());
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            report.events += events;
+        }
+        // Events whose user row is gone cannot be verified at all.
+        let orphans: i64 = self
+            .0
+            .prepare_cached(
+                "SELECT count(*) FROM consent_events c WHERE c.business_id = ?1
+                   AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = c.user_id AND u.business_id = c.business_id)",
+            )?
+            .query_row([business.id], |r| r.get(0))?;
+        if orphans > 0 && report.broken.is_none() {
+            report.broken = Some(format!("{orphans} consent events belong to no address of this business"));
+        }
+        report.heads_digest = digest.finish().to_hex();
+        Ok(report)
+    }
+
+    /// The head of every address's chain, by address.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn chain_heads(self, business: i64) -> Result<Vec<ChainHead>> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT key, consent_count, consent_head FROM users WHERE business_id = ?1 ORDER BY key",
+        )?;
+        let rows = stmt
+            .query_map([business], |r| {
+                let head: Option<Vec<u8>> = r.get(2)?;
+                Ok(ChainHead {
+                    user: r.get(0)?,
+                    events: r.get(1)?,
+                    head: head.map(|h| Hash::from_slice(&h).map_or_else(|| "invalid".into(), |h| h.to_hex())),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Whether any consent event of `who` is an opt-out of scope all.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn any_opt_out(self, business: i64, user: i64) -> Result<bool> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT 1 FROM consent_events WHERE business_id = ?1 AND user_id = ?2
+                   AND action = 'opt_out' AND scope = 'all' LIMIT 1",
+            )?
+            .query_row([business, user], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+}
+
+/// The addresses whose events make up a person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addresses {
+    /// Every address of a person, now.
+    Person(i64),
+    /// These addresses (a person as of an earlier time).
+    Some(Vec<i64>),
+}
+
+/// Hashes the version 1 rows of every address once (migration 2).
+pub(super) fn backfill_chains(db: Db<'_>) -> Result<()> {
+    for (business, name) in db.businesses()? {
+        let mut stmt = db.0.prepare(
+            "SELECT u.id, u.key, c.seq, c.action, c.scope, c.at, c.received_at, c.conditional,
+                    c.source, c.evidence
+             FROM users u JOIN consent_events c ON c.business_id = u.business_id AND c.user_id = u.id
+             WHERE u.business_id = ?1 ORDER BY u.id, c.seq",
+        )?;
+        let mut rows = stmt.query([business])?;
+        let mut current: Option<(i64, i64, Hash)> = None;
+        let finish = |(user, count, head): (i64, i64, Hash)| -> Result<()> {
+            db.0.prepare_cached(
+                "UPDATE users SET consent_count = ?2, consent_head = ?3 WHERE id = ?1",
+            )?
+            .execute(params![user, count, &head.0[..]])?;
+            Ok(())
+        };
+        while let Some(r) = rows.next()? {
+            let user: i64 = r.get(0)?;
+            let (count, prev) = match current {
+                Some((u, n, h)) if u == user => (n, h),
+                other => {
+                    if let Some(done) = other {
+                        finish(done)?;
+                    }
+                    (0, Hash::ZERO)
+                }
+            };
+            let seq: i64 = r.get(2)?;
+            if seq != count + 1 {
+                return Err(corrupt(
+                    "consent_events",
+                    format!("user row {user}: event {seq} where {} was expected", count + 1),
+                ));
+            }
+            let hash = Link {
+                business: &name,
+                user: r.get_ref(1)?.as_str()?,
+                seq,
+                action: parse_action(r.get_ref(3)?.as_str()?)?,
+                scope: parse_scope(r.get_ref(4)?.as_str()?)?,
+                at: Timestamp::from_millis(r.get(5)?),
+                received_at: Timestamp::from_millis(r.get(6)?),
+                conditional: r.get(7)?,
+                source: r.get_ref(8)?.as_str()?,
+                evidence: r.get_ref(9)?.as_str_or_null()?,
+            }
+            .hash(&prev);
+            db.0.prepare_cached(
+                "UPDATE consent_events SET hash = ?4 WHERE business_id = ?1 AND user_id = ?2 AND seq = ?3",
+            )?
+            .execute(params![business, user, seq, &hash.0[..]])?;
+            current = Some((user, seq, hash));
+        }
+        if let Some(done) = current {
+            finish(done)?;
+        }
+    }
+    Ok(())
+}
+
+/// A consent row from the trail's columns.
+fn consent_row(r: &rusqlite::Row<'_>, hash: Hash, prev: Hash) -> Result<ConsentRow> {
+    Ok(ConsentRow {
+        seq: r.get(4)?,
+        action: parse_action(r.get_ref(5)?.as_str()?)?,
+        scope: parse_scope(r.get_ref(6)?.as_str()?)?,
+        at: Timestamp::from_millis(r.get(7)?),
+        received_at: Timestamp::from_millis(r.get(8)?),
+        effective: Timestamp::from_millis(r.get(9)?),
+        conditional: r.get(10)?,
+        source: r.get(11)?,
+        evidence: r.get(12)?,
+        prev,
+        hash,
+    })
+}
+
+pub(super) fn parse_action(s: &str) -> Result<Action> {
+    s.parse()
+        .map_err(|e| corrupt("consent_events", format!("{e}")))
+}
+
+pub(super) fn parse_scope(s: &str) -> Result<Scope> {
+    s.parse()
+        .map_err(|e| corrupt("consent_events", format!("{e}")))
+}

@@ -1,0 +1,332 @@
+//! The SQLite store. All SQL of the crate lives in this module, so another
+//! store (PostgreSQL, for services on several machines) can sit beside it.
+//!
+//! - Numbered migrations in `migrations/sqlite/`, embedded at build time,
+//!   tracked with `PRAGMA user_version`; a newer database is refused.
+//! - People (RULES R8): a user row is one address; linked addresses share
+//!   a `person_id`, and every read for a decision gathers the person.
+//! - The consent trail is hash-chained per address ([`crate::chain`]) and
+//!   verified whenever it is read for a decision.
+//! - WAL, `synchronous=FULL`, `foreign_keys=ON`, an explicit busy timeout.
+//! - Write transactions are `BEGIN IMMEDIATE`; batches put each item in a
+//!   savepoint, so a bad item rolls back alone.
+//! - A value the code does not know in a row is [`Error::Corrupt`], never a
+//!   guess.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::{Error, Result};
+use crate::time::Timestamp;
+
+mod consent;
+mod inbound;
+mod people;
+mod sends;
+mod stats;
+mod templates;
+
+pub use consent::{Addresses, ChainHead, ConsentRow, NewConsent, VerifyReport};
+pub use inbound::{InboundInsert, NewInbound};
+pub use people::{AddressRow, LinkRow};
+pub use sends::{NewSend, SendFilter, SendRecord, SendRow, SendState};
+pub use stats::Stats;
+pub use templates::{StoredTemplate, TemplateRow};
+
+/// A business as the store names it: its row id and its name (the name
+/// is part of every consent hash).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BusinessRef<'a> {
+    /// Row id.
+    pub id: i64,
+    /// Name.
+    pub name: &'a str,
+}
+
+/// One migration: its SQL and, for some, a step in code after it.
+struct Migration {
+    sql: &'static str,
+    after: Option<fn(Db<'_>) -> Result<()>>,
+}
+
+/// The migrations, in order; migration `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+        after: None,
+    },
+    Migration {
+        sql: include_str!("../../migrations/sqlite/0002_people_chain.sql"),
+        // Version 1 rows get their chain hashes (SHA-256 is not SQL).
+        after: Some(consent::backfill_chains),
+    },
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// `PRAGMA application_id` of wagate databases ("wAGT").
+const APPLICATION_ID: i64 = 0x7741_4754;
+
+/// `PRAGMA cache_size` per connection: negative means KiB (16 MiB). The
+/// hot interior pages of a million-user database fit; memory stays bounded
+/// whatever the number of users.
+pub const CACHE_SIZE: i64 = -16 * 1024;
+
+/// Prepared statements kept per connection: every statement of the store
+/// fits, so hot paths never re-prepare.
+const STATEMENT_CACHE: usize = 64;
+
+/// How long a connection waits for another writer before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An open SQLite database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) a database file and brings its schema up
+    /// to date.
+    ///
+    /// # Errors
+    /// [`Error::SchemaTooNew`] for a database written by a newer wagate,
+    /// [`Error::Corrupt`] for a SQLite file of another application, or a
+    /// store error.
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::init(Connection::open(path)?)
+    }
+
+    /// Opens a database file that must exist already (read commands never
+    /// create one), bringing an older schema up to date.
+    ///
+    /// # Errors
+    /// [`Error::NoDatabase`] when there is no file at `path`, otherwise as
+    /// [`Store::open`].
+    pub fn open_existing(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::NoDatabase(path.display().to_string()));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Self::init(Connection::open_with_flags(path, flags)?)
+    }
+
+    /// A second connection to a file another [`Store`] opened: for reads
+    /// that must not wait behind a writer's fsync (WAL lets them run side
+    /// by side). It applies no migration; every transaction checks the
+    /// schema version.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn open_reader(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "cache_size", CACHE_SIZE)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let store = Store { conn };
+        check_schema(&store.conn)?;
+        Ok(store)
+    }
+
+    /// A private in-memory database.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn open_in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "cache_size", CACHE_SIZE)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let mut store = Store { conn };
+        store.migrate()?;
+        // Only a database known to be ours is switched to WAL.
+        let _mode: String = store
+            .conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        Ok(store)
+    }
+
+    /// The schema version of the open database.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Applies pending migrations, each in its own `BEGIN IMMEDIATE`
+    /// transaction that re-reads the version, so two processes opening a
+    /// new file at once do not both apply the same migration.
+    fn migrate(&mut self) -> Result<()> {
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let app: i64 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+            let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let foreign = |detail: String| Error::Corrupt {
+                table: "database",
+                detail,
+            };
+            if app != 0 && app != APPLICATION_ID {
+                return Err(foreign(format!(
+                    "application_id {app:#x}: not a wagate database"
+                )));
+            }
+            if found > SCHEMA_VERSION {
+                return Err(Error::SchemaTooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            if app == 0 {
+                let objects: i64 =
+                    tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+                if found != 0 || objects != 0 {
+                    return Err(foreign(
+                        "the file holds another application's tables: not a wagate database".into(),
+                    ));
+                }
+            }
+            let Some(m) = usize::try_from(found).ok().and_then(|i| MIGRATIONS.get(i)) else {
+                return Ok(());
+            };
+            tx.execute_batch(m.sql)?;
+            if let Some(after) = m.after {
+                after(Db(&tx))?;
+            }
+            tx.pragma_update(None, "user_version", found + 1)?;
+            tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+            tx.commit()?;
+        }
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction; commits if it returns
+    /// `Ok`, rolls back otherwise.
+    ///
+    /// # Errors
+    /// What `f` returns, [`Error::SchemaTooNew`] if another process
+    /// upgraded the database since it was opened, or a store error.
+    pub fn write<T>(&mut self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        check_schema(&tx)?;
+        let mut w = Writer { tx };
+        let out = f(&mut w)?;
+        w.tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` in one read transaction (a consistent snapshot).
+    ///
+    /// # Errors
+    /// What `f` returns, [`Error::SchemaTooNew`] if another process
+    /// upgraded the database since it was opened, or a store error.
+    pub fn read<T>(&mut self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        check_schema(&tx)?;
+        let out = f(Db(&tx))?;
+        tx.finish()?;
+        Ok(out)
+    }
+}
+
+/// Fails closed when the schema changed under an open store (a newer
+/// wagate migrated the file while this one runs).
+fn check_schema(conn: &Connection) -> Result<()> {
+    let found: i64 = conn
+        .prepare_cached("PRAGMA user_version")?
+        .query_row([], |r| r.get(0))?;
+    match found.cmp(&SCHEMA_VERSION) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Greater => Err(Error::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        }),
+        std::cmp::Ordering::Less => Err(Error::Corrupt {
+            table: "database",
+            detail: format!("schema version went back to {found}"),
+        }),
+    }
+}
+
+/// An open write transaction.
+pub struct Writer<'c> {
+    tx: Transaction<'c>,
+}
+
+impl Writer<'_> {
+    /// The transaction's queries.
+    pub fn db(&self) -> Db<'_> {
+        Db(&self.tx)
+    }
+
+    /// Runs `f` in a savepoint: its writes stay if it returns `Ok` and are
+    /// undone alone if it returns `Err`; the transaction goes on either way.
+    ///
+    /// # Errors
+    /// A store failure (SQLite, schema, corrupt row), which fails the whole
+    /// transaction; the item's own input error is returned inside the `Ok`.
+    pub fn item<T>(&mut self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<Result<T>> {
+        // Cached statements: a batch opens one savepoint per item.
+        let run = |sql: &str| -> Result<()> {
+            self.tx.prepare_cached(sql)?.execute([])?;
+            Ok(())
+        };
+        run("SAVEPOINT item")?;
+        match f(Db(&self.tx)) {
+            Ok(v) => {
+                run("RELEASE item")?;
+                Ok(Ok(v))
+            }
+            Err(e) => {
+                // If SQLite already rolled the whole transaction back, the
+                // savepoint is gone: report the original failure.
+                if let Err(undo) = run("ROLLBACK TO item").and_then(|()| run("RELEASE item")) {
+                    return Err(if e.is_store_failure() { e } else { undo });
+                }
+                if e.is_store_failure() {
+                    // Not the item's fault: the whole batch fails.
+                    Err(e)
+                } else {
+                    Ok(Err(e))
+                }
+            }
+        }
+    }
+}
+
+/// The queries, on a transaction or savepoint.
+#[derive(Clone, Copy)]
+pub struct Db<'a>(&'a Connection);
+
+fn corrupt(table: &'static str, detail: String) -> Error {
+    Error::Corrupt { table, detail }
+}
+
+fn ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp::from_millis)
+}
+
+impl From<rusqlite::types::FromSqlError> for Error {
+    fn from(e: rusqlite::types::FromSqlError) -> Self {
+        Error::from(rusqlite::Error::from(e))
+    }
+}

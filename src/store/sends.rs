@@ -1,0 +1,485 @@
+//! Send attempts, their delivery status and provider feedback (RULES R7).
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::consent::Addresses;
+use super::{Db, corrupt, ts};
+use crate::chain::Hash;
+use crate::error::Result;
+use crate::event::DeliveryStatus;
+use crate::policy::{Reason, Verdict};
+use crate::time::Timestamp;
+
+/// The state of a send in the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendState {
+    /// Decided against; never reached the transport.
+    Denied,
+    /// Handed to the transport; its answer is not recorded yet.
+    Reserved,
+    /// Accepted by the provider.
+    Sent,
+    /// Refused for good.
+    Failed,
+    /// Refused; a retry with the same key may try again.
+    Retryable,
+    /// A retry of a key that had reached the transport: nothing sent.
+    Duplicate,
+}
+
+impl SendState {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendState::Denied => "denied",
+            SendState::Reserved => "reserved",
+            SendState::Sent => "sent",
+            SendState::Failed => "failed",
+            SendState::Retryable => "retryable",
+            SendState::Duplicate => "duplicate",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "denied" => SendState::Denied,
+            "reserved" => SendState::Reserved,
+            "sent" => SendState::Sent,
+            "failed" => SendState::Failed,
+            "retryable" => SendState::Retryable,
+            "duplicate" => SendState::Duplicate,
+            _ => return Err(corrupt("sends", format!("unknown state {s:?}"))),
+        })
+    }
+}
+
+/// A send attempt to record.
+#[derive(Clone, Debug)]
+pub struct NewSend<'a> {
+    /// Idempotency key.
+    pub key: &'a str,
+    /// Sender as given (may be invalid).
+    pub sender: &'a str,
+    /// Recipient as given (may be invalid).
+    pub recipient: &'a str,
+    /// The user row, when the recipient is a known address.
+    pub user_id: Option<i64>,
+    /// Send time.
+    pub at: Timestamp,
+    /// Template name and language, for templates.
+    pub template: Option<(&'a str, &'a str)>,
+    /// Purpose.
+    pub purpose: Option<&'a str>,
+    /// The decision (for a duplicate: the first send's).
+    pub reason: Reason,
+    /// A retry of a key that already reached the transport: recorded for
+    /// the audit, sends nothing.
+    pub duplicate: bool,
+    /// A digest of the request ([`crate::SendRequest::fingerprint`]).
+    pub request: Hash,
+    /// The decision's facts, as JSON.
+    pub facts: &'a str,
+}
+
+/// A send as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendRow {
+    /// Row id.
+    pub id: i64,
+    /// The idempotency key.
+    pub key: String,
+    /// Sender.
+    pub sender: String,
+    /// The user row.
+    pub user_id: Option<i64>,
+    /// Send time.
+    pub at: Timestamp,
+    /// Template name and language.
+    pub template: Option<(String, String)>,
+    /// The decision's reason.
+    pub reason: Reason,
+    /// State.
+    pub state: SendState,
+    /// Provider message id.
+    pub provider_id: Option<String>,
+    /// Delivery status.
+    pub status: Option<String>,
+    /// The digest of the request, when recorded (since schema version 2).
+    pub request: Option<Hash>,
+}
+
+/// Which send attempts to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SendFilter {
+    /// Attempts to any address of this person.
+    pub person: Option<i64>,
+    /// Attempts under this idempotency key.
+    pub key: Option<String>,
+    /// The attempt the provider knows by this id.
+    pub provider_id: Option<String>,
+    /// Attempts at or after this time.
+    pub since: Option<Timestamp>,
+    /// Attempts before this time.
+    pub until: Option<Timestamp>,
+}
+
+/// One recorded attempt, for "why was this sent?".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SendRecord {
+    /// The idempotency key.
+    pub key: String,
+    /// When it was decided.
+    pub at: Timestamp,
+    /// The sender, as given.
+    pub from: String,
+    /// The recipient, as given.
+    pub to: String,
+    /// `freeform` or `template`.
+    pub content: String,
+    /// Template name, for templates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Template language, for templates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The purpose given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// The verdict.
+    pub decision: String,
+    /// The reason code.
+    pub reason: String,
+    /// The facts behind the decision (JSON), when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facts: Option<serde_json::Value>,
+    /// What happened at the transport.
+    pub state: SendState,
+    /// The provider's message id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+    /// The latest delivery status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The provider's refusal code, when the transport refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i64>,
+    /// The provider's refusal, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Error codes from status callbacks that took effect.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub feedback: Vec<i64>,
+}
+
+impl Db<'_> {
+    /// The send that holds an idempotency key (one that reached or is
+    /// reaching the transport), if any.
+    ///
+    /// # Errors
+    /// A store error, or [`crate::Error::Corrupt`].
+    pub fn send_by_key(self, business: i64, key: &str) -> Result<Option<SendRow>> {
+        self.send_where(
+            "business_id = ?1 AND idempotency_key = ?2 AND state IN ('reserved', 'sent', 'failed')",
+            params![business, key],
+        )
+    }
+
+    /// The send a provider message id belongs to, if any.
+    ///
+    /// # Errors
+    /// A store error, or [`crate::Error::Corrupt`].
+    pub fn send_by_provider_id(self, business: i64, provider_id: &str) -> Result<Option<SendRow>> {
+        self.send_where(
+            "business_id = ?1 AND provider_id = ?2",
+            params![business, provider_id],
+        )
+    }
+
+    /// A send by its row id.
+    ///
+    /// # Errors
+    /// A store error, or [`crate::Error::Corrupt`].
+    pub fn send_by_id(self, id: i64) -> Result<Option<SendRow>> {
+        self.send_where("id = ?1", params![id])
+    }
+
+    fn send_where(self, filter: &str, args: impl rusqlite::Params) -> Result<Option<SendRow>> {
+        type Row = (
+            i64,
+            String,
+            Option<i64>,
+            i64,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<Vec<u8>>,
+        );
+        let sql = format!(
+            "SELECT id, sender, user_id, at, template_name, template_language, reason, state, provider_id, status,
+                    idempotency_key, request_hash
+             FROM sends WHERE {filter}"
+        );
+        let row: Option<Row> = self
+            .0
+            .prepare_cached(&sql)?
+            .query_row(args, |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                ))
+            })
+            .optional()?;
+        let Some((
+            id,
+            sender,
+            user_id,
+            at,
+            tname,
+            tlang,
+            reason,
+            state,
+            provider_id,
+            status,
+            key,
+            request,
+        )) = row
+        else {
+            return Ok(None);
+        };
+        let request = match request {
+            None => None,
+            Some(b) => Some(
+                Hash::from_slice(&b)
+                    .ok_or_else(|| corrupt("sends", format!("request digest of send {id}")))?,
+            ),
+        };
+        Ok(Some(SendRow {
+            id,
+            key,
+            sender,
+            user_id,
+            at: Timestamp::from_millis(at),
+            template: tname.zip(tlang),
+            reason: Reason::parse(&reason)
+                .ok_or_else(|| corrupt("sends", format!("unknown reason {reason:?}")))?,
+            state: SendState::parse(&state)?,
+            provider_id,
+            status,
+            request,
+        }))
+    }
+
+    /// Records a send attempt and its decision; an allowed one is stored as
+    /// reserved, holding its idempotency key.
+    ///
+    /// # Errors
+    /// A store error (a second reservation of the same key is a constraint
+    /// error).
+    pub fn insert_send(self, business: i64, s: &NewSend<'_>) -> Result<i64> {
+        let verdict = s.reason.verdict();
+        let state = if s.duplicate {
+            SendState::Duplicate
+        } else if verdict == Verdict::Allow {
+            SendState::Reserved
+        } else {
+            SendState::Denied
+        };
+        self.0
+            .prepare_cached(
+                "INSERT INTO sends (business_id, idempotency_key, sender, recipient, user_id, at, content,
+                     template_name, template_language, purpose, verdict, reason, state, request_hash, facts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?
+            .execute(params![
+                business,
+                s.key,
+                s.sender,
+                s.recipient,
+                s.user_id,
+                s.at.as_millis(),
+                if s.template.is_some() { "template" } else { "freeform" },
+                s.template.map(|t| t.0),
+                s.template.map(|t| t.1),
+                s.purpose,
+                verdict.as_str(),
+                s.reason.as_str(),
+                state.as_str(),
+                &s.request.0[..],
+                s.facts,
+            ])?;
+        Ok(self.0.last_insert_rowid())
+    }
+
+    /// Records the transport's answer for a reserved send.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn finish_send(
+        self,
+        id: i64,
+        state: SendState,
+        provider_id: Option<&str>,
+        error_code: Option<u32>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "UPDATE sends SET state = ?2, provider_id = ?3, error_code = ?4, error = ?5 WHERE id = ?1",
+            )?
+            .execute(params![id, state.as_str(), provider_id, error_code, error])?;
+        Ok(())
+    }
+
+    /// Moves a send's delivery status forward; returns whether it moved.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn advance_status(self, id: i64, status: DeliveryStatus) -> Result<bool> {
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE sends SET status = ?2, status_rank = ?3
+                 WHERE id = ?1 AND (status_rank IS NULL OR status_rank < ?3)",
+            )?
+            .execute(params![id, status.as_str(), status.rank()])?;
+        Ok(n == 1)
+    }
+
+    /// Marks a provider error code of a send as applied; returns `false`
+    /// when it already was (each (message, code) takes effect once).
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn mark_feedback(self, business: i64, send: i64, code: u32, at: Timestamp) -> Result<bool> {
+        let n = self
+            .0
+            .prepare_cached(
+                "INSERT INTO feedback (business_id, send_id, code, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![business, send, code, at.as_millis()])?;
+        Ok(n == 1)
+    }
+
+    /// The latest send time of a message allowed as an opt-out
+    /// confirmation to any of the person's addresses (counted per person,
+    /// RULES R8); with `as_of`, among those sent at or before it.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn last_confirmation(
+        self,
+        business: i64,
+        who: &Addresses,
+        as_of: Option<Timestamp>,
+    ) -> Result<Option<Timestamp>> {
+        let until = as_of.map_or(i64::MAX, Timestamp::as_millis);
+        let one = |sql: &str, a: i64, b: i64| -> Result<Option<i64>> {
+            Ok(self
+                .0
+                .prepare_cached(sql)?
+                .query_row(params![a, b, until], |r| r.get(0))?)
+        };
+        let v = match who {
+            Addresses::Person(p) => one(
+                "SELECT max(s.at) FROM users u JOIN sends s ON s.user_id = u.id
+                 WHERE u.business_id = ?1 AND u.person_id = ?2 AND s.at <= ?3
+                   AND s.reason = 'opt_out_confirmation' AND s.state IN ('reserved', 'sent')",
+                business,
+                *p,
+            )?,
+            Addresses::Some(ids) => {
+                let mut best = None;
+                for id in ids {
+                    best = best.max(one(
+                        "SELECT max(at) FROM sends WHERE ?1 = ?1 AND user_id = ?2 AND at <= ?3
+                           AND reason = 'opt_out_confirmation' AND state IN ('reserved', 'sent')",
+                        business,
+                        *id,
+                    )?);
+                }
+                best
+            }
+        };
+        Ok(ts(v))
+    }
+
+    /// The recorded attempts that match `filter`, oldest first (at most
+    /// `limit`).
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn sends(self, business: i64, filter: &SendFilter, limit: usize) -> Result<Vec<SendRecord>> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT s.id, s.idempotency_key, s.at, s.sender, s.recipient, s.content, s.template_name,
+                    s.template_language, s.purpose, s.verdict, s.reason, s.facts, s.state,
+                    s.provider_id, s.status, s.error_code, s.error
+             FROM sends s
+             WHERE s.business_id = ?1
+               AND (?2 IS NULL OR s.user_id IN (SELECT id FROM users WHERE business_id = ?1 AND person_id = ?2))
+               AND (?3 IS NULL OR s.idempotency_key = ?3)
+               AND (?4 IS NULL OR s.provider_id = ?4)
+               AND s.at >= ?5 AND s.at < ?6
+             ORDER BY s.at, s.id LIMIT ?7",
+        )?;
+        let mut rows = stmt.query(params![
+            business,
+            filter.person,
+            filter.key,
+            filter.provider_id,
+            filter.since.map_or(i64::MIN, Timestamp::as_millis),
+            filter.until.map_or(i64::MAX, Timestamp::as_millis),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ])?;
+        let mut out = Vec::new();
+        let mut ids = Vec::new();
+        while let Some(r) = rows.next()? {
+            ids.push(r.get::<_, i64>(0)?);
+            let facts: Option<String> = r.get(11)?;
+            out.push(SendRecord {
+                key: r.get(1)?,
+                at: Timestamp::from_millis(r.get(2)?),
+                from: r.get(3)?,
+                to: r.get(4)?,
+                content: r.get(5)?,
+                template: r.get(6)?,
+                language: r.get(7)?,
+                purpose: r.get(8)?,
+                decision: r.get(9)?,
+                reason: r.get(10)?,
+                facts: facts.and_then(|f| serde_json::from_str(&f).ok()),
+                state: SendState::parse(r.get_ref(12)?.as_str()?)?,
+                provider_id: r.get(13)?,
+                status: r.get(14)?,
+                error_code: r.get(15)?,
+                error: r.get(16)?,
+                feedback: Vec::new(),
+            });
+        }
+        let mut codes = self
+            .0
+            .prepare_cached("SELECT code FROM feedback WHERE send_id = ?1 ORDER BY at, code")?;
+        for (rec, id) in out.iter_mut().zip(ids) {
+            rec.feedback = codes
+                .query_map([id], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+        }
+        Ok(out)
+    }
+}
