@@ -478,6 +478,7 @@ fn inbound_events(n: usize, seed: u64) -> Vec<InboundMessage> {
             InboundMessage {
                 id: Some(format!("SMb{id:012}")),
                 from: user,
+                user_id: None,
                 to: sender,
                 kind: MessageKind::Text,
                 body: Some("Where is my order?".into()),

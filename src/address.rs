@@ -63,7 +63,9 @@ pub enum AddressError {
     )]
     Bsuid(String),
     /// A business-scoped user id where only a phone may stand (a sender).
-    #[error("invalid address {0:?}: a sender must be a phone number, not a business-scoped user id")]
+    #[error(
+        "invalid address {0:?}: a sender must be a phone number, not a business-scoped user id"
+    )]
     NotPhone(String),
 }
 

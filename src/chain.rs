@@ -33,10 +33,11 @@ impl Hash {
 
     /// Lower-case hexadecimal, 64 characters.
     pub fn to_hex(&self) -> String {
+        let digit = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('0');
         let mut s = String::with_capacity(64);
         for b in self.0 {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 15)]));
+            s.push(digit(b >> 4));
+            s.push(digit(b & 15));
         }
         s
     }
@@ -60,8 +61,6 @@ impl Hash {
         <[u8; 32]>::try_from(b).ok().map(Hash)
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn nibble(c: u8) -> Option<u8> {
     match c {
@@ -211,18 +210,74 @@ mod tests {
         assert_ne!(base, link(None).hash(&base));
         assert_ne!(base, other(link(Some(""))));
         assert_ne!(other(link(Some(""))), other(link(Some("0"))));
-        assert_ne!(base, other(Link { business: "acm", ..link(None) }));
-        assert_ne!(base, other(Link { seq: 2, ..link(None) }));
-        assert_ne!(base, other(Link { action: Action::OptOut, ..link(None) }));
-        assert_ne!(base, other(Link { scope: Scope::Marketing, ..link(None) }));
-        assert_ne!(base, other(Link { at: Timestamp::from_millis(2), ..link(None) }));
-        assert_ne!(base, other(Link { received_at: Timestamp::from_millis(1), ..link(None) }));
-        assert_ne!(base, other(Link { conditional: true, ..link(None) }));
-        assert_ne!(base, other(Link { source: "web_forms", ..link(None) }));
+        assert_ne!(
+            base,
+            other(Link {
+                business: "acm",
+                ..link(None)
+            })
+        );
+        assert_ne!(
+            base,
+            other(Link {
+                seq: 2,
+                ..link(None)
+            })
+        );
+        assert_ne!(
+            base,
+            other(Link {
+                action: Action::OptOut,
+                ..link(None)
+            })
+        );
+        assert_ne!(
+            base,
+            other(Link {
+                scope: Scope::Marketing,
+                ..link(None)
+            })
+        );
+        assert_ne!(
+            base,
+            other(Link {
+                at: Timestamp::from_millis(2),
+                ..link(None)
+            })
+        );
+        assert_ne!(
+            base,
+            other(Link {
+                received_at: Timestamp::from_millis(1),
+                ..link(None)
+            })
+        );
+        assert_ne!(
+            base,
+            other(Link {
+                conditional: true,
+                ..link(None)
+            })
+        );
+        assert_ne!(
+            base,
+            other(Link {
+                source: "web_forms",
+                ..link(None)
+            })
+        );
         // Lengths keep fields apart: moving a byte between two fields changes the hash.
         assert_ne!(
-            other(Link { business: "ab", user: "c", ..link(None) }),
-            other(Link { business: "a", user: "bc", ..link(None) })
+            other(Link {
+                business: "ab",
+                user: "c",
+                ..link(None)
+            }),
+            other(Link {
+                business: "a",
+                user: "bc",
+                ..link(None)
+            })
         );
     }
 

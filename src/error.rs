@@ -63,14 +63,18 @@ pub enum Error {
     },
     /// A business name that is empty or has surrounding whitespace or
     /// control characters.
-    #[error("invalid business name {0:?}: it must be non-empty, at most 200 characters, without surrounding whitespace or control characters")]
+    #[error(
+        "invalid business name {0:?}: it must be non-empty, at most 200 characters, without surrounding whitespace or control characters"
+    )]
     BusinessName(String),
     /// No database file where one must exist.
     #[error("no database at {0}: nothing to read (write commands such as ingest create it)")]
     NoDatabase(String),
     /// A consent trail whose hash chain does not verify: the database was
     /// altered or corrupted. Nothing is decided from it (fail closed).
-    #[error("the consent trail of {user} is broken at event {seq}: {detail}; the database was altered or corrupted (run `wagate verify`)")]
+    #[error(
+        "the consent trail of {user} is broken at event {seq}: {detail}; the database was altered or corrupted (run `wagate verify`)"
+    )]
     ChainBroken {
         /// The address whose chain is broken.
         user: String,

@@ -153,15 +153,20 @@ fn parse_rfc3339(b: &[u8]) -> Option<Timestamp> {
             if h > 23 || m > 59 {
                 return None;
             }
-            if *sign == b'-' { -(h * 60 + m) } else { h * 60 + m }
+            if *sign == b'-' {
+                -(h * 60 + m)
+            } else {
+                h * 60 + m
+            }
         }
         _ => return None,
     };
     let days = date
         .signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?)
         .num_days();
-    let seconds = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
-        - offset_minutes * 60;
+    let seconds =
+        days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
+            - offset_minutes * 60;
     Some(Timestamp(seconds * 1000 + i64::from(millis)))
 }
 

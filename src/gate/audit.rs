@@ -172,8 +172,7 @@ impl Business<'_> {
         since: Option<Timestamp>,
         f: impl FnMut(&str, &ConsentRow) -> Result<()>,
     ) -> Result<()> {
-        self.gate
-            .read(|db| db.for_each_consent(self.r(), since, f))
+        self.gate.read(|db| db.for_each_consent(self.r(), since, f))
     }
 
     /// Calls `f` with every link of this business received at or after

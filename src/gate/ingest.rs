@@ -339,7 +339,15 @@ impl Business<'_> {
             _ => return Ok(out),
         };
         let row = db.ensure_address(self.id, user)?;
-        if !db.mark_external_feedback(self.id, &s.id, code, sender.as_str(), row.id, s.at, received)? {
+        if !db.mark_external_feedback(
+            self.id,
+            &s.id,
+            code,
+            sender.as_str(),
+            row.id,
+            s.at,
+            received,
+        )? {
             return Ok(out);
         }
         match effect {
@@ -348,8 +356,10 @@ impl Business<'_> {
                 db.raise_window(self.id, row.id, sender.as_str(), None, Some(through), None)?;
             }
             Feedback::OptOut(scope) => {
-                let evidence =
-                    format!("provider error {code} on message {} sent elsewhere from {sender}", s.id);
+                let evidence = format!(
+                    "provider error {code} on message {} sent elsewhere from {sender}",
+                    s.id
+                );
                 db.add_consent(
                     self.r(),
                     &row,

@@ -23,9 +23,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::event::IngestOutcome;
-use crate::policy::{
-    Action, Decision, Facts, Keywords, PolicyConfig, Scope, SendRequest, decide,
-};
+use crate::policy::{Action, Decision, Facts, Keywords, PolicyConfig, Scope, SendRequest, decide};
 use crate::store::{Addresses, BusinessRef, Db, Store, Writer};
 use crate::time::{Clock, SystemClock, Timestamp};
 

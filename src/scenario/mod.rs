@@ -189,9 +189,7 @@ impl Replay {
                 match (b.ingest(&event), address_error) {
                     // A status naming a bad address is an error only when it is
                     // about a message sent elsewhere.
-                    (Err(Error::UnknownMessage(_)), Some(e)) => {
-                        Err(Error::InvalidEvent(e.0))
-                    }
+                    (Err(Error::UnknownMessage(_)), Some(e)) => Err(Error::InvalidEvent(e.0)),
                     (r, _) => r.map(|_| None),
                 }
             }

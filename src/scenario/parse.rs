@@ -173,8 +173,7 @@ fn parse(text: &str, live: bool) -> std::result::Result<Line, LineError> {
     if text.is_empty() || text.starts_with('#') {
         return Ok(Line::Skip);
     }
-    let value =
-        super::strict::parse(text).map_err(|e| LineError(format!("bad JSON: {e}")))?;
+    let value = super::strict::parse(text).map_err(|e| LineError(format!("bad JSON: {e}")))?;
     let Value::Object(obj) = value else {
         return Err(LineError(
             "expected a JSON object with an \"op\" field".into(),
@@ -189,9 +188,14 @@ fn parse(text: &str, live: bool) -> std::result::Result<Line, LineError> {
         } else {
             OPS.join(", ")
         };
-        return Err(LineError(format!("unknown op {op:?}: expected one of {ops}")));
+        return Err(LineError(format!(
+            "unknown op {op:?}: expected one of {ops}"
+        )));
     }
-    if let Some(unknown) = obj.keys().find(|k| *k != "op" && !known.contains(&k.as_str())) {
+    if let Some(unknown) = obj
+        .keys()
+        .find(|k| *k != "op" && !known.contains(&k.as_str()))
+    {
         return Err(LineError(format!(
             "unknown field {unknown:?} for op {op:?}: expected {}",
             known.join(", ")
@@ -300,7 +304,11 @@ fn parse(text: &str, live: bool) -> std::result::Result<Line, LineError> {
     })
 }
 
-fn inbound(f: &Fields<'_>, at: Timestamp, received_at: Option<Timestamp>) -> LineResult<InboundMessage> {
+fn inbound(
+    f: &Fields<'_>,
+    at: Timestamp,
+    received_at: Option<Timestamp>,
+) -> LineResult<InboundMessage> {
     let phone = f
         .opt_str("from")?
         .map(|s| Address::parse_phone(s).map_err(|e| LineError(format!("from: {e}"))))
@@ -343,7 +351,11 @@ fn inbound(f: &Fields<'_>, at: Timestamp, received_at: Option<Timestamp>) -> Lin
     })
 }
 
-fn consent(f: &Fields<'_>, at: Timestamp, received_at: Option<Timestamp>) -> LineResult<ConsentEvent> {
+fn consent(
+    f: &Fields<'_>,
+    at: Timestamp,
+    received_at: Option<Timestamp>,
+) -> LineResult<ConsentEvent> {
     let action: Action = f.str("action")?.parse().map_err(Error::from)?;
     let scope = match f.opt_str("scope")? {
         Some(s) => s.parse().map_err(Error::from)?,
@@ -393,39 +405,41 @@ fn template(
     let status = TemplateStatus::parse(f.str("status")?).map_err(Error::from)?;
     let twilio_content_sid = f.opt_str("twilio_content_sid")?.map(str::to_owned);
     let meta_template_id = f.opt_str("meta_template_id")?.map(str::to_owned);
-    Ok(match (obj.contains_key("category"), obj.contains_key("body")) {
-        // A status change, kept even before the template is registered.
-        (false, false) => Event::TemplateStatus(TemplateStatusUpdate {
-            name,
-            language,
-            status,
-            at,
-            received_at,
-            twilio_content_sid,
-            meta_template_id,
-        }),
-        (true, true) => Event::Template(TemplateRecord {
-            name,
-            language,
-            category: Category::parse(f.str("category")?).map_err(Error::from)?,
-            status,
-            body: TemplateBody::parse(f.str("body")?).map_err(Error::from)?,
-            at,
-            received_at,
-            twilio_content_sid,
-            meta_template_id,
-        }),
-        (false, true) => {
-            return Err(LineError(
+    Ok(
+        match (obj.contains_key("category"), obj.contains_key("body")) {
+            // A status change, kept even before the template is registered.
+            (false, false) => Event::TemplateStatus(TemplateStatusUpdate {
+                name,
+                language,
+                status,
+                at,
+                received_at,
+                twilio_content_sid,
+                meta_template_id,
+            }),
+            (true, true) => Event::Template(TemplateRecord {
+                name,
+                language,
+                category: Category::parse(f.str("category")?).map_err(Error::from)?,
+                status,
+                body: TemplateBody::parse(f.str("body")?).map_err(Error::from)?,
+                at,
+                received_at,
+                twilio_content_sid,
+                meta_template_id,
+            }),
+            (false, true) => {
+                return Err(LineError(
                 "missing field \"category\": a template record has category and body together (or neither, for a status change)".into(),
             ));
-        }
-        (true, false) => {
-            return Err(LineError(
+            }
+            (true, false) => {
+                return Err(LineError(
                 "missing field \"body\": a template record has category and body together (or neither, for a status change)".into(),
             ));
-        }
-    })
+            }
+        },
+    )
 }
 
 /// A JSON number with a whole value (`21610` and `21610.0` alike).
@@ -506,7 +520,12 @@ mod tests {
     #[test]
     fn unknown_fields_and_repeated_keys_are_errors() {
         let l = r#"{"op":"consent","at":"2026-05-01T09:00:00Z","user":"+15550002222","action":"opt_in","scop":"marketing","source":"api"}"#;
-        assert!(parse_line(l).unwrap_err().0.contains("unknown field \"scop\""));
+        assert!(
+            parse_line(l)
+                .unwrap_err()
+                .0
+                .contains("unknown field \"scop\"")
+        );
         let l = r#"{"op":"consent","at":"2026-05-01T09:00:00Z","user":"+15550002222","action":"opt_in","action":"opt_out","source":"api"}"#;
         assert!(parse_line(l).unwrap_err().0.contains("duplicate key"));
         let chain = r#"{"op":"consent","at":"2026-05-01T09:00:00Z","user":"+15550002222","action":"opt_in","source":"api","chain":{}}"#;

@@ -106,7 +106,10 @@ impl Chain {
     fn step(&mut self, business: &str, r: &rusqlite::Row<'_>) -> Result<(Hash, Hash)> {
         let seq: i64 = r.get(4)?;
         if seq != self.next {
-            return Err(self.broken(self.next, &format!("event {seq} found where {} was expected", self.next)));
+            return Err(self.broken(
+                self.next,
+                &format!("event {seq} found where {} was expected", self.next),
+            ));
         }
         let (at, received_at) = (
             Timestamp::from_millis(r.get(7)?),
@@ -258,7 +261,9 @@ impl Db<'_> {
     ) -> Result<()> {
         let (sql, arg) = match who {
             Who::Person(p) => (
-                format!("{TRAIL} WHERE u.business_id = ?1 AND u.person_id = ?2 ORDER BY u.id, c.seq"),
+                format!(
+                    "{TRAIL} WHERE u.business_id = ?1 AND u.person_id = ?2 ORDER BY u.id, c.seq"
+                ),
                 p,
             ),
             Who::Address(a) => (
@@ -436,7 +441,9 @@ impl Db<'_> {
             )?
             .query_row([business.id], |r| r.get(0))?;
         if orphans > 0 && report.broken.is_none() {
-            report.broken = Some(format!("{orphans} consent events belong to no address of this business"));
+            report.broken = Some(format!(
+                "{orphans} consent events belong to no address of this business"
+            ));
         }
         report.heads_digest = digest.finish().to_hex();
         Ok(report)
@@ -456,7 +463,9 @@ impl Db<'_> {
                 Ok(ChainHead {
                     user: r.get(0)?,
                     events: r.get(1)?,
-                    head: head.map(|h| Hash::from_slice(&h).map_or_else(|| "invalid".into(), |h| h.to_hex())),
+                    head: head.map(|h| {
+                        Hash::from_slice(&h).map_or_else(|| "invalid".into(), |h| h.to_hex())
+                    }),
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -522,7 +531,10 @@ pub(super) fn backfill_chains(db: Db<'_>) -> Result<()> {
             if seq != count + 1 {
                 return Err(corrupt(
                     "consent_events",
-                    format!("user row {user}: event {seq} where {} was expected", count + 1),
+                    format!(
+                        "user row {user}: event {seq} where {} was expected",
+                        count + 1
+                    ),
                 ));
             }
             let hash = Link {

@@ -81,7 +81,14 @@ impl Db<'_> {
         if n == 1 {
             return Ok(InboundInsert::New);
         }
-        type Stored = (i64, Option<i64>, String, String, Option<String>, Option<Vec<u8>>);
+        type Stored = (
+            i64,
+            Option<i64>,
+            String,
+            String,
+            Option<String>,
+            Option<Vec<u8>>,
+        );
         let stored: Option<Stored> = self
             .0
             .prepare_cached(
@@ -89,7 +96,14 @@ impl Db<'_> {
                  FROM inbound_messages WHERE business_id = ?1 AND provider_id = ?2",
             )?
             .query_row(params![business, m.id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })
             .optional()?;
         let Some((user, also, sender, kind, referral, fingerprint)) = stored else {
@@ -181,9 +195,12 @@ impl Db<'_> {
                     .collect();
                 self.window_as_of(business, &ids, sender, t)?
             }
-            (Addresses::Some(ids), t) => {
-                self.window_as_of(business, ids, sender, t.unwrap_or(Timestamp::from_millis(i64::MAX)))?
-            }
+            (Addresses::Some(ids), t) => self.window_as_of(
+                business,
+                ids,
+                sender,
+                t.unwrap_or(Timestamp::from_millis(i64::MAX)),
+            )?,
         };
         let first_reply = match referral {
             None => None,
@@ -219,7 +236,9 @@ impl Db<'_> {
                      WHERE business_id = ?1 AND user_id = ?2 AND sender = ?3 AND received_at <= ?4
                        AND kind NOT IN ('reaction', 'unsupported', 'system')",
                 )?
-                .query_row(params![business, id, sender, t], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                .query_row(params![business, id, sender, t], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
             let ours: Option<i64> = self
                 .0
                 .prepare_cached(

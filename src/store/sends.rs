@@ -425,7 +425,12 @@ impl Db<'_> {
     ///
     /// # Errors
     /// A store error.
-    pub fn sends(self, business: i64, filter: &SendFilter, limit: usize) -> Result<Vec<SendRecord>> {
+    pub fn sends(
+        self,
+        business: i64,
+        filter: &SendFilter,
+        limit: usize,
+    ) -> Result<Vec<SendRecord>> {
         let mut stmt = self.0.prepare_cached(
             "SELECT s.id, s.idempotency_key, s.at, s.sender, s.recipient, s.content, s.template_name,
                     s.template_language, s.purpose, s.verdict, s.reason, s.facts, s.state,

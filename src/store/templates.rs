@@ -88,7 +88,12 @@ impl Db<'_> {
             .0
             .prepare_cached(sql)?
             .query_row(
-                params![business, name, language, as_of.map_or(0, Timestamp::as_millis)],
+                params![
+                    business,
+                    name,
+                    language,
+                    as_of.map_or(0, Timestamp::as_millis)
+                ],
                 |r| {
                     Ok((
                         r.get(0)?,
@@ -142,7 +147,10 @@ impl Db<'_> {
             &t.status,
             (t.at, received_at),
             "record",
-            (t.twilio_content_sid.as_deref(), t.meta_template_id.as_deref()),
+            (
+                t.twilio_content_sid.as_deref(),
+                t.meta_template_id.as_deref(),
+            ),
         )?;
         self.0
             .prepare_cached(
@@ -205,7 +213,10 @@ impl Db<'_> {
             &u.status,
             (u.at, received_at),
             source,
-            (u.twilio_content_sid.as_deref(), u.meta_template_id.as_deref()),
+            (
+                u.twilio_content_sid.as_deref(),
+                u.meta_template_id.as_deref(),
+            ),
         )?;
         let eff = effective(u.at, received_at).as_millis();
         let n = self

@@ -48,6 +48,7 @@ pub fn inbound(
     Event::Inbound(InboundMessage {
         id: Some(id.to_owned()),
         from: from.clone(),
+        user_id: None,
         to: to.clone(),
         kind,
         body: Some(body.to_owned()),

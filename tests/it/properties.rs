@@ -369,6 +369,7 @@ fn to_event(i: &In) -> Event {
     Event::Inbound(wagate::InboundMessage {
         id: Some(format!("SM{}", i.id)),
         from: user(i.user),
+        user_id: None,
         to: sender(i.sender),
         kind: i.kind,
         body: Some(i.body.to_owned()),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use wagate::transport::RecordingTransport;
 use wagate::{
     Action, Category, Content, Error, Event, Gate, ManualClock, MessageKind, Reason, Scope,
-    SendRequest, TemplateBody, TemplateRecord, TemplateStatus, TemplateStatusUpdate, Variables,
+    SendRequest, TemplateBody, TemplateRecord, TemplateStatus, Variables,
 };
 
 use crate::common::*;
@@ -128,6 +128,8 @@ fn reopen_finds_everything() {
         error_code: None,
         at: t(2 * HOUR),
         received_at: None,
+        from: None,
+        to: None,
     }))
     .unwrap();
 }
@@ -239,12 +241,15 @@ fn corrupt_rows_fail_closed() {
     conn.pragma_update(None, "ignore_check_constraints", true)
         .unwrap();
     conn.execute(
-        "INSERT INTO consent_events (business_id, user_id, seq, action, scope, at, received_at, effective, conditional, source)
-         SELECT business_id, user_id, 99, 'maybe', 'all', 0, 0, 0, 0, 'x' FROM consent_events LIMIT 1",
+        "INSERT INTO consent_events (business_id, user_id, seq, action, scope, at, received_at, effective, conditional, source, hash)
+         SELECT business_id, user_id, 2, 'maybe', 'all', 0, 0, 0, 0, 'x', zeroblob(32) FROM consent_events LIMIT 1",
         [],
     )
     .unwrap();
-    assert!(matches!(b.check(&freeform), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        b.check(&freeform),
+        Err(Error::Corrupt { .. } | Error::ChainBroken { .. })
+    ));
     let transport = RecordingTransport::new();
     assert!(b.send(&freeform, "k", &transport).is_err());
     assert!(transport.sent().is_empty());
@@ -259,12 +264,13 @@ fn batch_items_fail_alone() {
     let u = user(1);
     let events = vec![
         consent(&u, Action::OptIn, Scope::All, 0),
-        Event::TemplateStatus(TemplateStatusUpdate {
-            name: "never".into(),
-            language: "en".into(),
-            status: TemplateStatus::parse("paused").unwrap(),
-            at: t(0),
-            received_at: None,
+        // A conditional opt-out means nothing (only keyword opt-ins are conditional).
+        Event::Consent(wagate::ConsentEvent {
+            conditional: true,
+            ..match consent(&u, Action::OptOut, Scope::All, 0) {
+                Event::Consent(c) => c,
+                _ => unreachable!(),
+            }
         }),
         inbound(&u, &sender(0), MessageKind::Text, "STOP", HOUR, "SM1"),
         Event::Inbound(wagate::InboundMessage {
@@ -277,7 +283,7 @@ fn batch_items_fail_alone() {
     ];
     let out = b.ingest_batch(&events).unwrap();
     assert!(out[0].is_ok());
-    assert!(matches!(out[1], Err(Error::UnknownTemplate { .. })));
+    assert!(matches!(out[1], Err(Error::InvalidEvent(_))));
     assert!(out[2].is_ok());
     assert!(matches!(out[3], Err(Error::InvalidEvent(_))));
     drop(gate);
@@ -379,6 +385,8 @@ fn provider_feedback_takes_effect_once() {
             error_code: code,
             at: t(at),
             received_at: None,
+            from: None,
+            to: None,
         })
     };
     use wagate::DeliveryStatus::*;
@@ -423,6 +431,8 @@ fn provider_feedback_takes_effect_once() {
             error_code: None,
             at: t(0),
             received_at: None,
+            from: None,
+            to: None,
         }))
         .unwrap_err();
     assert!(matches!(err, Error::UnknownMessage(ref id) if id == "nope"));
@@ -509,6 +519,8 @@ fn concurrent_ingest_is_grouped_durable_and_isolated() {
                             error_code: None,
                             at: t(0),
                             received_at: None,
+                            from: None,
+                            to: None,
                         }));
                         assert!(matches!(r, Err(Error::UnknownMessage(_))));
                         bad += 1;
