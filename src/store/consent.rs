@@ -75,8 +75,9 @@ pub struct VerifyReport {
     pub addresses: u64,
     /// Events checked.
     pub events: u64,
-    /// SHA-256 over every address's (address, count, head), in address
-    /// order: one value to record elsewhere and compare later.
+    /// SHA-256 over (address, event count, head hash) of every address
+    /// with events, in address order: one value to record elsewhere and
+    /// compare later. A complete export gives the same value.
     pub heads_digest: String,
     /// The first broken event, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -412,9 +413,11 @@ impl Db<'_> {
         let mut digest = crate::chain::Digest::new();
         for (id, key, count, head) in users {
             report.addresses += 1;
-            digest.field(key.as_bytes());
-            digest.field(count.to_string().as_bytes());
-            digest.field(head.as_deref().unwrap_or_default());
+            if count > 0 {
+                digest.field(key.as_bytes());
+                digest.field(count.to_string().as_bytes());
+                digest.field(head.as_deref().unwrap_or_default());
+            }
             let mut events = 0u64;
             match self.trail(business, Who::Address(id), |_, _, _, _| {
                 events += 1;

@@ -42,13 +42,13 @@ fn json_lines(o: &Output) -> Vec<Value> {
 }
 
 const EVENTS: &str = r#"{"op":"consent","at":"2026-03-01T08:00:00Z","user":"whatsapp:+15550001111","action":"opt_in","source":"web_form","evidence":"form v3"}
-{"op":"template","at":"2026-03-01T00:00:00Z","name":"shipped","language":"en","category":"utility","status":"approved","body":"Order {{1}} shipped"}
+{"op":"template","at":"2026-03-01T00:00:00Z","name":"shipped","language":"en","category":"utility","status":"approved","body":"Order {{1}} shipped","received_at":"2026-03-01T00:00:00Z"}
 # a comment
-{"op":"inbound","at":"2026-03-01T10:00:00Z","from":"whatsapp:+15550001111","to":"whatsapp:+14155238886","body":"hi","id":"SM1"}
-{"op":"inbound","at":"2026-03-01T10:00:00Z","from":"whatsapp:+0123","to":"whatsapp:+14155238886","body":"hi"}
+{"op":"inbound","at":"2026-03-01T10:00:00Z","from":"whatsapp:+15550001111","to":"whatsapp:+14155238886","body":"hi","id":"SM1","received_at":"2026-03-01T10:00:00Z"}
+{"op":"inbound","at":"2026-03-01T10:00:00Z","from":"whatsapp:+0123","to":"whatsapp:+14155238886","body":"hi","received_at":"2026-03-01T10:00:00Z"}
 {"op":"check","at":"2026-03-01T10:00:00Z","from":"whatsapp:+14155238886","to":"whatsapp:+15550001111","text":"hi"}
-{"op":"inbound","at":"2026-03-01T11:00:00Z","from":"whatsapp:+15550001111","to":"whatsapp:+14155238886","body":"STOP","id":"SM2"}
-{"op":"inbound","at":"2026-03-01T10:00:00Z","from":"whatsapp:+15550002222","to":"whatsapp:+14155238886","kind":"media","id":"SM3"}
+{"op":"inbound","at":"2026-03-01T11:00:00Z","from":"whatsapp:+15550001111","to":"whatsapp:+14155238886","body":"STOP","id":"SM2","received_at":"2026-03-01T11:00:00Z"}
+{"op":"inbound","at":"2026-03-01T10:00:00Z","from":"whatsapp:+15550002222","to":"whatsapp:+14155238886","kind":"media","id":"SM3","received_at":"2026-03-01T10:00:00Z"}
 "#;
 
 #[test]
@@ -103,9 +103,15 @@ fn ingest_then_check() {
         (Some("allow"), Some("window_open"))
     );
     assert_eq!(d["window_closes_at"], "2026-03-02T10:00:00.000Z");
-    // A decision reads everything ingested, whatever its time: the STOP
-    // stamped 11:00 already counts at 10:30.
+    // `--at` answers as of that time: the STOP received at 11:00 does not
+    // count at 10:30, and does at 11:01.
     let o = check("2026-03-01T10:30:00Z", &["--text", "hi"]);
+    let d: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (d["decision"].as_str(), d["reason"].as_str()),
+        (Some("allow"), Some("window_open"))
+    );
+    let o = check("2026-03-01T11:01:00Z", &["--text", "hi"]);
     let d: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(
         (d["decision"].as_str(), d["reason"].as_str()),
@@ -170,6 +176,38 @@ fn usage_and_bad_input_exit_codes() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--at"));
+    // Read commands never create a database or a business.
+    for cmd in [
+        &["stats"][..],
+        &["export"],
+        &["history", "--user", "+15550001111"],
+        &["templates", "list"],
+        &["verify"],
+    ] {
+        let o = run(Some(&db.0), cmd, None);
+        assert_eq!(o.status.code(), Some(1), "{cmd:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("no database"),
+            "{cmd:?}"
+        );
+        assert!(!db.0.exists(), "{cmd:?} created the file");
+    }
+    let o = run(Some(&db.0), &["ingest", "-"], Some(EVENTS));
+    assert_eq!(o.status.code(), Some(1));
+    let o = run(Some(&db.0), &["--business", "acme", "stats"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unknown business \"acme\"") && err.contains("known businesses: default"),
+        "{err}"
+    );
+    let o = run(
+        Some(&db.0),
+        &["--business", " acme", "ingest", "-"],
+        Some(EVENTS),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid business name"));
     // An invalid address in a check is a decision, not an error.
     let o = run(
         Some(&db.0),
@@ -196,6 +234,8 @@ fn usage_and_bad_input_exit_codes() {
         "import",
         "templates",
         "stats",
+        "verify",
+        "sends",
     ] {
         let o = run(None, &[cmd, "--help"], None);
         assert_eq!(o.status.code(), Some(0), "{cmd} --help");

@@ -6,6 +6,7 @@ use std::path::Path;
 use wagate::scenario::{Line, Output, parse_live_line};
 use wagate::{Address, ConsentEvent, Event, Gate, Scope, Timestamp};
 
+use crate::lines::text_lines;
 use crate::{EXIT_BAD_INPUT, Fail};
 
 const BATCH: usize = 1000;
@@ -20,7 +21,7 @@ pub fn run(gate: &Gate, business: &str, file: &Path) -> Result<u8, Fail> {
             format!("cannot read {}: {e}", file.display()),
         )
     })?;
-    let mut lines = crate::text_lines(std::io::BufReader::new(f)).enumerate();
+    let mut lines = text_lines(std::io::BufReader::new(f)).enumerate();
     let mut out = std::io::stdout().lock();
     let csv = file
         .extension()

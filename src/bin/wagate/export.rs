@@ -1,0 +1,118 @@
+//! `wagate export`: every consent event with its chain, and every link, as
+//! JSON Lines that `wagate ingest` takes back and `wagate verify --export`
+//! (or the recipe in docs/rules.md) re-verifies outside the database.
+
+use std::io::Write;
+
+use serde::Serialize;
+use wagate::Timestamp;
+
+use crate::{Fail, json, parse_time};
+
+/// `wagate export` arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only events and links received at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+}
+
+/// An exported consent event: a `consent` line with its place in the chain.
+#[derive(Serialize)]
+struct ConsentLine<'a> {
+    op: &'static str,
+    at: Timestamp,
+    received_at: Timestamp,
+    user: &'a str,
+    action: wagate::Action,
+    scope: wagate::Scope,
+    source: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    conditional: bool,
+    chain: Chain<'a>,
+}
+
+/// The chain fields: enough to recompute the hash and link it to the
+/// previous event of the same address.
+#[derive(Serialize)]
+pub struct Chain<'a> {
+    /// The business name (part of the hash).
+    pub business: &'a str,
+    /// Position in the address's trail.
+    pub seq: i64,
+    /// The previous event's hash (hex; zeros for the first).
+    pub prev: String,
+    /// This event's hash (hex).
+    pub hash: String,
+}
+
+/// An exported link: a `link` line.
+#[derive(Serialize)]
+struct LinkLine<'a> {
+    op: &'static str,
+    at: Timestamp,
+    received_at: Timestamp,
+    phone: &'a str,
+    bsuid: &'a str,
+    source: &'a str,
+}
+
+/// Writes the export to standard output.
+pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> {
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_time("--since", s))
+        .transpose()?;
+    let gate = db.existing(None)?;
+    let b = crate::existing_business(&gate, business)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut io_error = None;
+    let mut write = |line: String| -> wagate::Result<()> {
+        if let Err(e) = writeln!(out, "{line}") {
+            io_error = Some(e);
+            return Err(wagate::Error::InvalidEvent("output closed".into()));
+        }
+        Ok(())
+    };
+    let name = b.name().to_owned();
+    let consent = b.export_consent(since, |user, r| {
+        write(json(&ConsentLine {
+            op: "consent",
+            at: r.at,
+            received_at: r.received_at,
+            user,
+            action: r.action,
+            scope: r.scope,
+            source: &r.source,
+            evidence: r.evidence.as_deref(),
+            conditional: r.conditional,
+            chain: Chain {
+                business: &name,
+                seq: r.seq,
+                prev: r.prev.to_hex(),
+                hash: r.hash.to_hex(),
+            },
+        }))
+    });
+    let links = consent.and_then(|()| {
+        b.export_links(since, |l| {
+            write(json(&LinkLine {
+                op: "link",
+                at: l.at,
+                received_at: l.received_at,
+                phone: &l.phone,
+                bsuid: &l.bsuid,
+                source: &l.source,
+            }))
+        })
+    });
+    if let Some(e) = io_error {
+        return Err(e.into());
+    }
+    links?;
+    out.flush()?;
+    Ok(0)
+}

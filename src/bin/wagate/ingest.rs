@@ -1,0 +1,129 @@
+//! `wagate ingest`: event lines applied durably, in batches.
+
+use std::io::Write;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde::Serialize;
+use wagate::Event;
+use wagate::scenario::{Line, LineError, Output, parse_live_line};
+
+use crate::{EXIT_BAD_INPUT, Fail};
+
+/// `wagate ingest` arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The file, or - for standard input.
+    #[arg(default_value = "-")]
+    file: String,
+    /// Most lines per transaction.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    batch: u32,
+}
+
+/// A parsed line: the event, and the error to report instead if a status
+/// callback with an invalid address turns out to be about a message sent
+/// elsewhere.
+type Parsed = Result<(Event, Option<LineError>), String>;
+
+/// Applies event lines in batches; prints one line per input line.
+pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> {
+    let gate = db.create()?;
+    let business = gate.business(business)?;
+    let batch = args.batch as usize;
+    let rx = crate::lines::reader(&args.file)?;
+    let mut out = std::io::stdout().lock();
+    let mut n = 0usize;
+    let mut failed = false;
+    let mut done = false;
+    while !done {
+        // Collect up to `batch` lines, or what arrives before a short pause.
+        let mut lines: Vec<(usize, Parsed)> = Vec::new();
+        let mut first = true;
+        while lines.len() < batch {
+            let next = if first {
+                rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+            } else {
+                rx.recv_timeout(Duration::from_millis(20))
+            };
+            match next {
+                Ok(Ok(text)) => {
+                    first = false;
+                    n += 1;
+                    match parse_live_line(&text) {
+                        Ok(Line::Skip) => {}
+                        Ok(Line::Event {
+                            event,
+                            address_error,
+                            ..
+                        }) => lines.push((n, Ok((event, address_error)))),
+                        Ok(_) => lines.push((
+                            n,
+                            Err("ingest takes inbound, consent, template, status and link lines; use check or replay for questions".into()),
+                        )),
+                        Err(e) => lines.push((n, Err(e.0))),
+                    }
+                }
+                Ok(Err(e)) => {
+                    // An unreadable line is that line's error; the stream goes on.
+                    first = false;
+                    n += 1;
+                    lines.push((n, Err(e)));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        let events: Vec<Event> = lines
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok().map(|(e, _)| e.clone()))
+            .collect();
+        let mut results = business
+            .ingest_batch(&events)
+            .map_err(|e| {
+                Fail(
+                    EXIT_BAD_INPUT,
+                    format!("batch ending at line {n} not stored: {e}"),
+                )
+            })?
+            .into_iter();
+        for (line, parsed) in lines {
+            let outcome = match parsed {
+                Err(msg) => Err(msg),
+                Ok((_, address_error)) => match (results.next(), address_error) {
+                    (Some(Ok(o)), _) => Ok(o),
+                    // An invalid address matters only for a message sent elsewhere.
+                    (Some(Err(wagate::Error::UnknownMessage(_))), Some(e)) => Err(e.0),
+                    (Some(Err(e)), _) => Err(e.to_string()),
+                    (None, _) => Err("internal: missing result".into()),
+                },
+            };
+            let o = match outcome {
+                Ok(o) => Output::value(
+                    line,
+                    &IngestLine {
+                        ok: true,
+                        outcome: o,
+                    },
+                ),
+                Err(msg) => {
+                    failed = true;
+                    Output::error(line, &msg)
+                }
+            };
+            writeln!(out, "{}", o.json)?;
+        }
+        out.flush()?;
+    }
+    Ok(if failed { EXIT_BAD_INPUT } else { 0 })
+}
+
+#[derive(Serialize)]
+struct IngestLine {
+    ok: bool,
+    #[serde(flatten)]
+    outcome: wagate::IngestOutcome,
+}

@@ -1,0 +1,211 @@
+//! `wagate verify`: every consent chain of every business, or an export
+//! file outside the database.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+use wagate::Event;
+use wagate::chain::{Digest, Hash, Link};
+use wagate::scenario::{Line, parse_live_line};
+
+use crate::{EXIT_BAD_INPUT, Fail, json};
+
+/// `wagate verify` arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Verify this export file (from `wagate export`) instead of the database.
+    #[arg(long, value_name = "FILE")]
+    export: Option<PathBuf>,
+    /// Also print every address's chain head.
+    #[arg(long)]
+    heads: bool,
+    /// JSON Lines instead of sentences.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct BusinessLine<'a> {
+    business: &'a str,
+    #[serde(flatten)]
+    report: &'a wagate::store::VerifyReport,
+}
+
+/// Verifies and prints; exits 1 when a chain is broken.
+pub fn run(db: &crate::Db<'_>, args: &Args) -> Result<u8, Fail> {
+    if let Some(file) = &args.export {
+        return verify_export(file, args);
+    }
+    let gate = db.existing(None)?;
+    let mut out = std::io::stdout().lock();
+    let mut broken = false;
+    for name in gate.businesses()? {
+        let b = gate.existing_business(&name)?;
+        let report = b.verify()?;
+        broken |= report.broken.is_some();
+        if args.json {
+            writeln!(
+                out,
+                "{}",
+                json(&BusinessLine {
+                    business: &name,
+                    report: &report
+                })
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{name}: {} addresses, {} consent events, heads digest {}",
+                report.addresses, report.events, report.heads_digest
+            )?;
+            if let Some(why) = &report.broken {
+                writeln!(out, "  BROKEN: {why}")?;
+            }
+        }
+        if args.heads {
+            for h in b.chain_heads()? {
+                if args.json {
+                    writeln!(out, "{}", json(&h))?;
+                } else {
+                    writeln!(
+                        out,
+                        "  {} {} {}",
+                        h.user,
+                        h.events,
+                        h.head.as_deref().unwrap_or("-")
+                    )?;
+                }
+            }
+        }
+    }
+    if broken {
+        return Err(Fail(
+            EXIT_BAD_INPUT,
+            "a consent trail is broken: the database was altered or corrupted".into(),
+        ));
+    }
+    Ok(0)
+}
+
+/// The last verified event of one address in an export.
+struct Tail {
+    seq: i64,
+    hash: Hash,
+}
+
+fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
+    let f = std::fs::File::open(file).map_err(|e| {
+        Fail(
+            EXIT_BAD_INPUT,
+            format!("cannot read {}: {e}", file.display()),
+        )
+    })?;
+    let bad = |n: usize, why: String| Fail(EXIT_BAD_INPUT, format!("line {n}: {why}"));
+    let mut tails: BTreeMap<(String, String), Tail> = BTreeMap::new();
+    let (mut events, mut anchored) = (0u64, 0u64);
+    for (i, line) in crate::lines::text_lines(std::io::BufReader::new(f)).enumerate() {
+        let n = i + 1;
+        let text = line.map_err(|e| bad(n, e))?;
+        let parsed = parse_live_line(&text).map_err(|e| bad(n, e.0))?;
+        let Line::Event {
+            event: Event::Consent(c),
+            ..
+        } = parsed
+        else {
+            continue; // links and blank lines carry no chain
+        };
+        let raw: Value = serde_json::from_str(&text).map_err(|e| bad(n, e.to_string()))?;
+        let chain = raw
+            .get("chain")
+            .ok_or_else(|| bad(n, "a consent line without its chain".into()))?;
+        let field = |k: &str| chain.get(k).and_then(Value::as_str);
+        let business = field("business").ok_or_else(|| bad(n, "chain.business".into()))?;
+        let seq = chain
+            .get("seq")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| bad(n, "chain.seq".into()))?;
+        let hex = |k: &str| {
+            field(k)
+                .and_then(Hash::from_hex)
+                .ok_or_else(|| bad(n, format!("chain.{k} is not 64 hex digits")))
+        };
+        let (prev, hash) = (hex("prev")?, hex("hash")?);
+        let received_at = c
+            .received_at
+            .ok_or_else(|| bad(n, "a consent line without received_at".into()))?;
+        let key = (business.to_owned(), c.user.as_str().to_owned());
+        match tails.get(&key) {
+            Some(t) if t.seq + 1 != seq || t.hash != prev => {
+                return Err(bad(
+                    n,
+                    format!(
+                        "{} event {seq} does not follow event {} of the line before",
+                        c.user, t.seq
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None if seq == 1 && prev != Hash::ZERO => {
+                return Err(bad(n, format!("{} event 1 must have a zero prev", c.user)));
+            }
+            // An export --since starts mid-chain: its first prev is an anchor.
+            None if seq > 1 => anchored += 1,
+            None => {}
+        }
+        let computed = Link {
+            business,
+            user: c.user.as_str(),
+            seq,
+            action: c.action,
+            scope: c.scope,
+            at: c.at,
+            received_at,
+            conditional: c.conditional,
+            source: &c.source,
+            evidence: c.evidence.as_deref(),
+        }
+        .hash(&prev);
+        if computed != hash {
+            return Err(bad(
+                n,
+                format!(
+                    "{} event {seq}: the hash does not match the line's content",
+                    c.user
+                ),
+            ));
+        }
+        events += 1;
+        tails.insert(key, Tail { seq, hash });
+    }
+    let mut out = std::io::stdout().lock();
+    let mut by_business: BTreeMap<&str, Digest> = BTreeMap::new();
+    for ((business, user), t) in &tails {
+        let d = by_business.entry(business).or_default();
+        d.field(user.as_bytes());
+        d.field(t.seq.to_string().as_bytes());
+        d.field(&t.hash.0);
+    }
+    if args.heads {
+        for ((business, user), t) in &tails {
+            writeln!(out, "  {business} {user} {} {}", t.seq, t.hash)?;
+        }
+    }
+    writeln!(
+        out,
+        "{}: {events} consent events of {} addresses verify{}",
+        file.display(),
+        tails.len(),
+        if anchored > 0 {
+            format!(" ({anchored} trails start mid-chain, anchored by their first prev)")
+        } else {
+            String::new()
+        }
+    )?;
+    for (business, d) in by_business {
+        writeln!(out, "{business}: heads digest {}", d.finish())?;
+    }
+    Ok(0)
+}
