@@ -15,3 +15,4 @@ mod model;
 mod properties;
 mod scenarios;
 mod store_file;
+mod tamper;
