@@ -115,9 +115,9 @@ fn flipping_any_byte_of_the_consent_page_never_allows() {
             .collect()
     };
     let (mut denied, mut errors, mut unopenable, mut silent) = (0, 0, 0, 0);
-    for i in 0..len {
+    for (i, &original) in page.iter().enumerate() {
         for mask in [0xffu8, 0x01] {
-            let flipped = page[i] ^ mask;
+            let flipped = original ^ mask;
             file.seek(SeekFrom::Start(offset + i as u64)).unwrap();
             file.write_all(&[flipped]).unwrap();
             file.sync_all().unwrap();
@@ -155,7 +155,7 @@ fn flipping_any_byte_of_the_consent_page_never_allows() {
                 }
             }
             file.seek(SeekFrom::Start(offset + i as u64)).unwrap();
-            file.write_all(&[page[i]]).unwrap();
+            file.write_all(&[original]).unwrap();
         }
     }
     file.sync_all().unwrap();
