@@ -508,3 +508,191 @@ proptest! {
         prop_assert_eq!(transport.sent().len(), usize::from(tries[0] < 5 * MINUTE));
     }
 }
+
+// RULES R8: people. Addresses 0 and 1 are phones, 2 and 3 business-scoped
+// ids; a link is an inbound message (a reaction: it opens no window and
+// says no keyword) carrying a phone and a BSUID.
+
+fn person_address(a: u8) -> Address {
+    if a < 2 {
+        user(a)
+    } else {
+        Address::from_bsuid(&format!("US.{a}")).unwrap()
+    }
+}
+
+fn link_event(phone: u8, bsuid: u8, at_min: i64, id: &str) -> Event {
+    Event::Inbound(wagate::InboundMessage {
+        id: Some(id.to_owned()),
+        from: user(phone),
+        user_id: Some(person_address(bsuid)),
+        to: sender(0),
+        kind: MessageKind::Reaction,
+        body: None,
+        at: t(at_min * MINUTE),
+        received_at: Some(t(at_min * MINUTE)),
+        referral: None,
+    })
+}
+
+/// An inbound or a consent event under address `a`.
+fn event_under(a: u8, e: &In, consent_of: Option<(bool, bool)>) -> Event {
+    match consent_of {
+        Some((opt_in, all)) => Event::Consent(wagate::ConsentEvent {
+            user: person_address(a),
+            action: if opt_in {
+                Action::OptIn
+            } else {
+                Action::OptOut
+            },
+            scope: if all { Scope::All } else { Scope::Marketing },
+            at: t(e.at_min * MINUTE),
+            received_at: Some(t((e.at_min + e.late_min) * MINUTE)),
+            source: "prop".into(),
+            evidence: None,
+            conditional: false,
+        }),
+        None => match to_event(e) {
+            Event::Inbound(m) => Event::Inbound(wagate::InboundMessage {
+                from: person_address(a),
+                ..m
+            }),
+            other => other,
+        },
+    }
+}
+
+/// Every decision about every address (freeform and a marketing and a
+/// utility template, both senders, with and without the confirmation
+/// purpose).
+fn person_checks(gate: &wagate::Gate) -> Vec<(u8, Verdict, Reason)> {
+    let b = gate.business("b").unwrap();
+    let mut out = Vec::new();
+    for a in 0..4 {
+        for s in 0..2 {
+            for content in [
+                Content::text("x"),
+                Content::template("promo", "en", Variables::none()),
+                Content::template("info", "en", Variables::none()),
+            ] {
+                for confirm in [false, true] {
+                    let mut req =
+                        SendRequest::between(sender(s), person_address(a), content.clone());
+                    if confirm {
+                        req = req.with_purpose(Purpose::OptOutConfirmation);
+                    }
+                    let d = b.check(&req).unwrap();
+                    out.push((a, d.verdict, d.reason));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn templates_for_people(b: &wagate::Business<'_>) {
+    for (name, category) in [("promo", Category::Marketing), ("info", Category::Utility)] {
+        b.ingest(&Event::Template(wagate::TemplateRecord {
+            name: name.into(),
+            language: "en".into(),
+            category,
+            status: TemplateStatus::approved(),
+            body: TemplateBody::parse("Hello").unwrap(),
+            at: t(0),
+            received_at: Some(t(0)),
+            twilio_content_sid: None,
+            meta_template_id: None,
+        }))
+        .unwrap();
+    }
+}
+
+fn arb_person_event() -> impl Strategy<Value = (u8, In, Option<(bool, bool)>)> {
+    (
+        0u8..4,
+        arb_inbound(),
+        proptest::option::of((any::<bool>(), any::<bool>())),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// R8: events and links arriving in any order give the same decisions
+    /// for every address, once everything has arrived.
+    #[test]
+    fn linking_in_any_order_gives_the_same_decisions(
+        events in proptest::collection::vec(arb_person_event(), 0..14),
+        links in proptest::collection::vec((0u8..2, 2u8..4, 0i64..72 * 60), 0..4),
+        order in Just(()).prop_perturb(|_, mut rng| rng.random::<u64>()),
+        now_min in 0i64..(100 * 60),
+    ) {
+        let mut evs: Vec<Event> = events
+            .iter()
+            .enumerate()
+            .map(|(n, (a, e, c))| {
+                let mut e = e.clone();
+                e.id = n as u8;
+                event_under(*a, &e, *c)
+            })
+            .collect();
+        evs.extend(links.iter().enumerate().map(|(n, &(p, b, at))| link_event(p, b, at, &format!("L{n}"))));
+        // A shuffled copy: a simple deterministic permutation from `order`.
+        let mut shuffled = evs.clone();
+        let mut x = order | 1;
+        for i in (1..shuffled.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let run = |list: &[Event]| {
+            let (g, c) = gate();
+            c.set(t(now_min * MINUTE));
+            let b = g.business("b").unwrap();
+            templates_for_people(&b);
+            for e in list {
+                b.ingest(e).unwrap();
+            }
+            person_checks(&g)
+        };
+        prop_assert_eq!(run(&evs), run(&shuffled));
+    }
+
+    /// R8: splitting one person's events over linked addresses never
+    /// changes a decision: the same events all under one phone, or spread
+    /// over that phone and a BSUID linked to it, decide alike for both.
+    #[test]
+    fn splitting_a_persons_events_over_linked_addresses_changes_nothing(
+        events in proptest::collection::vec((any::<bool>(), arb_inbound(), proptest::option::of((any::<bool>(), any::<bool>()))), 0..14),
+        link_at in 0i64..72 * 60,
+        now_min in 0i64..(100 * 60),
+    ) {
+        let run = |split: bool| {
+            let (g, c) = gate();
+            c.set(t(now_min * MINUTE));
+            let b = g.business("b").unwrap();
+            templates_for_people(&b);
+            b.ingest(&link_event(0, 2, link_at, "L")).unwrap();
+            for (n, (to_bsuid, e, c)) in events.iter().enumerate() {
+                let mut e = e.clone();
+                e.id = n as u8;
+                let a = if split && *to_bsuid { 2 } else { 0 };
+                b.ingest(&event_under(a, &e, *c)).unwrap();
+            }
+            let b = g.business("b").unwrap();
+            let mut out = Vec::new();
+            for a in [0u8, 2] {
+                for s in 0..2 {
+                    for content in [Content::text("x"), Content::template("promo", "en", Variables::none()), Content::template("info", "en", Variables::none())] {
+                        let d = b.check(&SendRequest::between(sender(s), person_address(a), content)).unwrap();
+                        out.push((d.verdict, d.reason, d.facts.window_closes_at));
+                    }
+                }
+            }
+            out
+        };
+        let together = run(false);
+        // Both addresses of the person answer alike.
+        prop_assert_eq!(&together[..6], &together[6..]);
+        prop_assert_eq!(together, run(true));
+    }
+}
