@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rusqlite::{Connection, TransactionBehavior, params};
+use wagate::chain::{Hash, Link};
 use wagate::policy::{ConsentFact, Facts, PolicyConfig, TemplateFacts, WindowFacts, decide};
 use wagate::{
     Action, Address, Category, Content, Event, Gate, InboundMessage, ManualClock, MessageKind,
@@ -157,14 +158,19 @@ fn fixture(users: u64) -> PathBuf {
         )
         .unwrap();
     {
+        // Each user is a person of one address; the chain head is written
+        // with the user row, the chained events after it.
         let mut user = tx
-            .prepare("INSERT INTO users (id, business_id, key) VALUES (?1, ?2, ?3)")
+            .prepare(
+                "INSERT INTO users (id, business_id, key, person_id, consent_count, consent_head)
+                 VALUES (?1, ?2, ?3, ?1, ?4, ?5)",
+            )
             .unwrap();
         let mut consent = tx
             .prepare(
                 "INSERT INTO consent_events (business_id, user_id, seq, action, scope, at, received_at,
-                     effective, conditional, source, evidence)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8, ?9)",
+                     effective, conditional, source, evidence, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8, ?9, ?10)",
             )
             .unwrap();
         let mut window = tx
@@ -182,31 +188,65 @@ fn fixture(users: u64) -> PathBuf {
         let mut rng = Rng(users);
         for u in 1..=users {
             let uid = u as i64;
-            user.execute(params![uid, business, user_key(u)]).unwrap();
+            let key = user_key(u);
             let mut t = T0 + rng.below(DAY as u64) as i64;
-            for seq in 1..=EVENTS_PER_USER {
+            let mut events = Vec::with_capacity(EVENTS_PER_USER as usize);
+            let mut prev = Hash::ZERO;
+            for seq in 1..=EVENTS_PER_USER as i64 {
                 let roll = rng.below(100);
                 let (action, scope, conditional, source) = match roll {
-                    0..=49 => ("opt_in", "all", 0, "web_form"),
-                    50..=64 => ("opt_out", "all", 0, "keyword"),
-                    65..=79 => ("opt_in", "all", 1, "keyword"),
-                    80..=89 => ("opt_out", "marketing", 0, "provider_preference"),
-                    _ => ("opt_in", "marketing", 0, "app"),
+                    0..=49 => (Action::OptIn, Scope::All, false, "web_form"),
+                    50..=64 => (Action::OptOut, Scope::All, false, "keyword"),
+                    65..=79 => (Action::OptIn, Scope::All, true, "keyword"),
+                    80..=89 => (
+                        Action::OptOut,
+                        Scope::Marketing,
+                        false,
+                        "provider_preference",
+                    ),
+                    _ => (Action::OptIn, Scope::Marketing, false, "app"),
                 };
+                let evidence = format!("fixture event {seq}");
+                let hash = Link {
+                    business: BUSINESS,
+                    user: &key,
+                    seq,
+                    action,
+                    scope,
+                    at: Timestamp::from_millis(t),
+                    received_at: Timestamp::from_millis(t),
+                    conditional,
+                    source,
+                    evidence: Some(&evidence),
+                }
+                .hash(&prev);
+                prev = hash;
+                events.push((seq, action, scope, t, conditional, source, evidence, hash));
+                t += rng.below(3 * DAY as u64) as i64;
+            }
+            user.execute(params![
+                uid,
+                business,
+                key,
+                events.len() as i64,
+                &prev.0[..]
+            ])
+            .unwrap();
+            for (seq, action, scope, t, conditional, source, evidence, hash) in events {
                 consent
                     .execute(params![
                         business,
                         uid,
-                        seq as i64,
-                        action,
-                        scope,
+                        seq,
+                        action.as_str(),
+                        scope.as_str(),
                         t,
                         conditional,
                         source,
-                        format!("fixture event {seq}")
+                        evidence,
+                        &hash.0[..]
                     ])
                     .unwrap();
-                t += rng.below(3 * DAY as u64) as i64;
             }
             let windows = 1 + rng.below(3) as usize;
             let first = rng.below(SENDERS as u64) as usize;
@@ -315,49 +355,63 @@ impl RawCheck {
                 .ok();
             fetched += usize::from(row.is_some());
         }
-        let uid: Option<i64> = tx
-            .prepare_cached("SELECT id FROM users WHERE business_id = ?1 AND key = ?2")
+        let found: Option<(i64, i64)> = tx
+            .prepare_cached("SELECT id, person_id FROM users WHERE business_id = ?1 AND key = ?2")
             .unwrap()
-            .query_row(params![b, user.as_str()], |r| r.get(0))
+            .query_row(params![b, user.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
             .ok();
-        if let Some(uid) = uid {
+        if let Some((_uid, person)) = found {
+            // The person's trail, every column the chain covers.
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT action, scope, effective, conditional FROM consent_events
-                     WHERE business_id = ?1 AND user_id = ?2",
+                    "SELECT u.id, u.key, u.consent_count, u.consent_head,
+                            c.seq, c.action, c.scope, c.at, c.received_at, c.effective, c.conditional,
+                            c.source, c.evidence, c.hash
+                     FROM users u LEFT JOIN consent_events c
+                       ON c.business_id = u.business_id AND c.user_id = u.id
+                     WHERE u.business_id = ?1 AND u.person_id = ?2 ORDER BY u.id, c.seq",
                 )
                 .unwrap();
-            let mut rows = stmt.query(params![b, uid]).unwrap();
+            let mut rows = stmt.query(params![b, person]).unwrap();
             let mut any_opt_out = false;
             while let Some(r) = rows.next().unwrap() {
-                let action: String = r.get(0).unwrap();
-                let scope: String = r.get(1).unwrap();
-                let _effective: i64 = r.get(2).unwrap();
-                let _conditional: bool = r.get(3).unwrap();
+                let _key = r.get_ref(1).unwrap().as_str().unwrap();
+                let _head = r.get_ref(3).unwrap().as_blob_or_null().unwrap();
+                let action = r.get_ref(5).unwrap().as_str().unwrap();
+                let scope = r.get_ref(6).unwrap().as_str().unwrap();
+                let _times: (i64, i64, i64) =
+                    (r.get(7).unwrap(), r.get(8).unwrap(), r.get(9).unwrap());
+                let _conditional: bool = r.get(10).unwrap();
+                let _source = r.get_ref(11).unwrap().as_str().unwrap();
+                let _evidence = r.get_ref(12).unwrap().as_str_or_null().unwrap();
+                let _hash = r.get_ref(13).unwrap().as_blob().unwrap();
                 any_opt_out |= action == "opt_out" && scope == "all";
                 fetched += 1;
             }
             drop(rows);
             drop(stmt);
-            let window: Option<(Option<i64>, Option<i64>, Option<i64>)> = tx
+            let window: (Option<i64>, Option<i64>, Option<i64>) = tx
                 .prepare_cached(
-                    "SELECT last_inbound, closed_through, referral_at FROM windows
-                     WHERE business_id = ?1 AND user_id = ?2 AND sender = ?3",
+                    "SELECT max(w.last_inbound), max(w.closed_through), max(w.referral_at)
+                     FROM users u JOIN windows w
+                       ON w.business_id = u.business_id AND w.user_id = u.id AND w.sender = ?3
+                     WHERE u.business_id = ?1 AND u.person_id = ?2",
                 )
                 .unwrap()
-                .query_row(params![b, uid, sender.as_str()], |r| {
+                .query_row(params![b, person, sender.as_str()], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
-                .ok();
-            fetched += usize::from(window.is_some());
+                .unwrap();
+            fetched += usize::from(window.0.is_some());
             if any_opt_out {
                 let last: Option<i64> = tx
                     .prepare_cached(
-                        "SELECT max(at) FROM sends
-                         WHERE user_id = ?1 AND reason = 'opt_out_confirmation' AND state IN ('reserved', 'sent')",
+                        "SELECT max(s.at) FROM users u JOIN sends s ON s.user_id = u.id
+                         WHERE u.business_id = ?1 AND u.person_id = ?2 AND s.at <= ?3
+                           AND s.reason = 'opt_out_confirmation' AND s.state IN ('reserved', 'sent')",
                     )
                     .unwrap()
-                    .query_row([uid], |r| r.get(0))
+                    .query_row(params![b, person, i64::MAX], |r| r.get(0))
                     .unwrap();
                 fetched += usize::from(last.is_some());
             }
@@ -518,9 +572,9 @@ impl RawIngest {
     fn one(tx: &Connection, b: i64, m: &InboundMessage) {
         let key = m.from.as_str();
         let uid: i64 = match tx
-            .prepare_cached("SELECT id FROM users WHERE business_id = ?1 AND key = ?2")
+            .prepare_cached("SELECT id, person_id FROM users WHERE business_id = ?1 AND key = ?2")
             .unwrap()
-            .query_row(params![b, key], |r| r.get(0))
+            .query_row(params![b, key], |r| r.get::<_, i64>(0))
         {
             Ok(id) => id,
             Err(_) => {
@@ -528,18 +582,25 @@ impl RawIngest {
                     .unwrap()
                     .execute(params![b, key])
                     .unwrap();
-                tx.last_insert_rowid()
+                let id = tx.last_insert_rowid();
+                tx.prepare_cached("UPDATE users SET person_id = ?1 WHERE id = ?1")
+                    .unwrap()
+                    .execute([id])
+                    .unwrap();
+                id
             }
         };
         let at = m.at.as_millis();
+        // The same row as the gate's, with a digest-sized fingerprint.
         let n = tx
             .prepare_cached(
-                "INSERT INTO inbound_messages (business_id, provider_id, user_id, sender, kind, at, received_at, keyword, referral)
-                 VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?5, NULL, NULL)
+                "INSERT INTO inbound_messages (business_id, provider_id, user_id, sender, kind, at, received_at,
+                     keyword, referral, also_user_id, fingerprint)
+                 VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?5, NULL, NULL, NULL, ?6)
                  ON CONFLICT (business_id, provider_id) DO NOTHING",
             )
             .unwrap()
-            .execute(params![b, m.id, uid, m.to.as_str(), at])
+            .execute(params![b, m.id, uid, m.to.as_str(), at, &[7u8; 32][..]])
             .unwrap();
         if n == 1 {
             tx.prepare_cached(

@@ -125,11 +125,7 @@ impl Store {
     /// A store error.
     pub fn open_reader(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "cache_size", CACHE_SIZE)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        configure(&conn)?;
         let store = Store { conn };
         check_schema(&store.conn)?;
         Ok(store)
@@ -144,11 +140,7 @@ impl Store {
     }
 
     fn init(conn: Connection) -> Result<Self> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "cache_size", CACHE_SIZE)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        configure(&conn)?;
         let mut store = Store { conn };
         store.migrate()?;
         // Only a database known to be ours is switched to WAL.
@@ -246,6 +238,25 @@ impl Store {
         tx.finish()?;
         Ok(out)
     }
+}
+
+/// The per-connection settings every store connection gets.
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", CACHE_SIZE)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // The query planner stability guarantee: a plan never depends on the
+    // values bound. Without it, SQLite (built with STAT4) marks statements
+    // whose plan might, and rusqlite's statement cache, which clears the
+    // bindings of every statement it takes back, makes SQLite re-prepare
+    // them on every use: a person lookup cost 12 µs instead of 3.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
 }
 
 /// Fails closed when the schema changed under an open store (a newer

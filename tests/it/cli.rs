@@ -582,3 +582,223 @@ fn import_reports_unreadable_rows_and_keeps_the_rest() {
         serde_json::from_str(stdout(&run(Some(&db.0), &["stats", "--json"], None)).trim()).unwrap();
     assert_eq!(s["opted_in"], 2);
 }
+
+const PEOPLE: &str = r#"{"op":"consent","at":"2026-05-01T08:00:00Z","received_at":"2026-05-01T08:00:00Z","user":"whatsapp:+447700900123","action":"opt_in","source":"web_form","evidence":"form v3"}
+{"op":"inbound","at":"2026-05-01T12:00:00Z","received_at":"2026-05-01T12:00:00Z","from":"whatsapp:+447700900123","user_id":"US.1349","to":"whatsapp:+14155238886","kind":"reaction","id":"wamid.1"}
+{"op":"inbound","at":"2026-05-03T08:00:00Z","received_at":"2026-05-03T08:00:00Z","user_id":"US.1349","to":"whatsapp:+14155238886","body":"STOP","id":"wamid.2"}
+"#;
+
+fn decision(o: &Output) -> (String, String) {
+    let d: Value =
+        serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)));
+    (
+        d["decision"].as_str().unwrap_or_default().to_owned(),
+        d["reason"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn people_history_export_and_verify() {
+    let db = TempDb::new("cli-people");
+    let o = run(Some(&db.0), &["ingest", "-"], Some(PEOPLE));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("\"linked\":true"));
+    // The STOP from the username side stops sends to the phone.
+    let check = |db: &Path, to: &str| {
+        run(
+            Some(db),
+            &[
+                "check",
+                "--from",
+                "+14155238886",
+                "--to",
+                to,
+                "--text",
+                "hi",
+                "--at",
+                "2026-05-03T09:00:00Z",
+            ],
+            None,
+        )
+    };
+    assert_eq!(
+        decision(&check(&db.0, "whatsapp:+447700900123")),
+        ("deny".into(), "opted_out".into())
+    );
+    // As of before the link, the phone was opted in and had no window.
+    let o = run(
+        Some(&db.0),
+        &[
+            "check",
+            "--from",
+            "+14155238886",
+            "--to",
+            "+447700900123",
+            "--template",
+            "x",
+            "--language",
+            "en",
+            "--at",
+            "2026-05-01T09:00:00Z",
+        ],
+        None,
+    );
+    assert_eq!(decision(&o), ("deny".into(), "template_unknown".into()));
+    // History of either address shows the whole person.
+    let o = run(
+        Some(&db.0),
+        &["history", "--user", "bsuid:US.1349", "--json"],
+        None,
+    );
+    let lines = json_lines(&o);
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "address").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.iter().filter(|k| **k == "link").count(), 1);
+    let users: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["kind"] == "consent")
+        .map(|l| l["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["whatsapp:+447700900123", "bsuid:US.1349"]);
+    let o = run(
+        Some(&db.0),
+        &["history", "--user", "whatsapp:+447700900123"],
+        None,
+    );
+    assert!(
+        stdout(&o).contains("linked whatsapp:+447700900123 = bsuid:US.1349"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Export carries the chain and the link; a copy built from it decides alike.
+    let o = run(Some(&db.0), &["export"], None);
+    assert_eq!(o.status.code(), Some(0));
+    let export = stdout(&o);
+    let lines = json_lines(&o);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["op"] == "link" && l["bsuid"] == "bsuid:US.1349")
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["op"] == "consent")
+            .all(|l| l["chain"]["hash"].as_str().is_some_and(|h| h.len() == 64))
+    );
+    let copy = TempDb::new("cli-people-copy");
+    let o = run(Some(&copy.0), &["ingest", "-"], Some(&export));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(
+        decision(&check(&copy.0, "whatsapp:+447700900123")),
+        ("deny".into(), "opted_out".into())
+    );
+
+    // The export re-verifies outside the database; an edited line does not.
+    let file = db.0.with_extension("export.jsonl");
+    std::fs::write(&file, &export).unwrap();
+    let o = run(None, &["verify", "--export", file.to_str().unwrap()], None);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let db_digest = |db: &Path| {
+        let o = run(Some(db), &["verify", "--json"], None);
+        assert_eq!(o.status.code(), Some(0));
+        json_lines(&o)[0]["heads_digest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        stdout(&o).contains(&db_digest(&db.0)),
+        "a complete export has the database's heads digest"
+    );
+    std::fs::write(&file, export.replace("form v3", "form v4")).unwrap();
+    let o = run(None, &["verify", "--export", file.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("line 1"));
+
+    // A forged trail in the database: verify names it, and no decision is made from it.
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER consent_events_no_update;
+         UPDATE consent_events SET action = 'opt_in' WHERE source = 'keyword';",
+    )
+    .unwrap();
+    drop(conn);
+    let o = run(Some(&db.0), &["verify"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("BROKEN"), "{}", stdout(&o));
+    let o = check(&db.0, "whatsapp:+447700900123");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("broken"));
+    std::fs::remove_file(&file).ok();
+}
+
+#[test]
+fn sends_answers_why_a_message_was_sent() {
+    use wagate::transport::RecordingTransport;
+    use wagate::{Content, DeliveryStatus, Event, SendRequest, StatusCallback};
+    let db = TempDb::new("cli-sends");
+    let o = run(Some(&db.0), &["ingest", "-"], Some(PEOPLE));
+    assert_eq!(o.status.code(), Some(0));
+    {
+        // Two minutes after the STOP: its one confirmation may go out.
+        let now = wagate::Timestamp::parse("2026-05-03T08:02:00Z").unwrap();
+        let clock = std::sync::Arc::new(wagate::ManualClock::new(now));
+        let gate = wagate::Gate::open(&db.0).unwrap().with_clock(clock);
+        let b = gate.business("default").unwrap();
+        let t = RecordingTransport::new();
+        let confirm = |to: &str| {
+            SendRequest::new("+14155238886", to, Content::text("You are unsubscribed."))
+                .with_purpose(wagate::Purpose::OptOutConfirmation)
+        };
+        assert!(b.send(&confirm("bsuid:US.1349"), "k1", &t).unwrap().sent());
+        b.ingest(&Event::Status(
+            StatusCallback::new("k1", DeliveryStatus::Failed, now).with_error(63016),
+        ))
+        .unwrap();
+        // One confirmation per person: not again to the phone.
+        assert!(!b.send(&confirm("+447700900123"), "k2", &t).unwrap().sent());
+    }
+    // Both attempts are the person's, whichever address they went to.
+    let o = run(
+        Some(&db.0),
+        &["sends", "--user", "whatsapp:+447700900123", "--json"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["key"], "k1");
+    assert_eq!(lines[0]["feedback"], serde_json::json!([63016]));
+    assert_eq!(lines[0]["status"], "failed");
+    assert_eq!(lines[0]["reason"], "opt_out_confirmation");
+    assert!(lines[0]["facts"].is_object());
+    assert_eq!(
+        (lines[1]["key"].as_str(), lines[1]["reason"].as_str()),
+        (Some("k2"), Some("opted_out"))
+    );
+    let o = run(Some(&db.0), &["sends", "--provider-id", "k1"], None);
+    assert!(
+        stdout(&o).contains("key k1") && stdout(&o).contains("feedback codes 63016"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(Some(&db.0), &["sends", "--key", "nope"], None);
+    assert!(stdout(&o).contains("no recorded attempts"));
+    let o = run(Some(&db.0), &["sends"], None);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "sends needs --user, --key or --provider-id"
+    );
+}
