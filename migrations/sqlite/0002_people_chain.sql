@@ -5,7 +5,10 @@
 -- People. A user row is one address (a phone or a business-scoped user
 -- id); person_id is the smallest user id among the addresses linked to it,
 -- so a link merges two persons by moving the larger id to the smaller.
+-- `linked` is 1 once the address is linked to another: a decision for an
+-- unlinked address reads its own rows by primary key, no person join.
 ALTER TABLE users ADD COLUMN person_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN linked INTEGER NOT NULL DEFAULT 0 CHECK (linked IN (0, 1));
 UPDATE users SET person_id = id;
 CREATE INDEX users_by_person ON users (business_id, person_id);
 

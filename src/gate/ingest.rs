@@ -11,7 +11,7 @@ use crate::event::{
     TemplateStatusUpdate,
 };
 use crate::policy::{Action, Keyword, Scope, TemplateStatus};
-use crate::store::{AddressRow, Db, InboundInsert, NewConsent, NewInbound, SendRow};
+use crate::store::{Db, InboundInsert, NewConsent, NewInbound, SendRow};
 use crate::time::{Timestamp, effective};
 
 /// Opt-outs, window closures and template changes that provider error codes
@@ -403,14 +403,7 @@ impl Business<'_> {
             Some(pid) => format!("provider error {code} on message {pid} (send {})", send.key),
             None => format!("provider error {code} refusing send {}", send.key),
         };
-        let user = match send.user_id {
-            Some(id) => Some(AddressRow {
-                id,
-                person: 0,
-                key: db.address_key(id)?,
-            }),
-            None => None,
-        };
+        let user = send.user_id.map(|id| db.address_by_id(id)).transpose()?;
         match (effect, user) {
             (Feedback::WindowClosed, Some(u)) => {
                 db.raise_window(self.id, u.id, &send.sender, None, Some(s), None)?;

@@ -340,6 +340,7 @@ impl Db<'_> {
         };
         match addresses {
             Addresses::Person(p) => self.trail(business, Who::Person(*p), &mut push)?,
+            Addresses::One(id) => self.trail(business, Who::Address(*id), &mut push)?,
             Addresses::Some(ids) => {
                 for id in ids {
                     self.trail(business, Who::Address(*id), &mut push)?;
@@ -495,10 +496,25 @@ impl Db<'_> {
 /// The addresses whose events make up a person.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Addresses {
-    /// Every address of a person, now.
+    /// Every address of a linked person, now.
     Person(i64),
+    /// An address linked to no other: its own rows, no person join (most
+    /// people have one address; this keeps their checks to primary-key
+    /// reads).
+    One(i64),
     /// These addresses (a person as of an earlier time).
     Some(Vec<i64>),
+}
+
+impl Addresses {
+    /// The addresses of a person as read now.
+    pub fn of(address: &super::AddressRow) -> Self {
+        if address.linked {
+            Addresses::Person(address.person)
+        } else {
+            Addresses::One(address.id)
+        }
+    }
 }
 
 /// Hashes the version 1 rows of every address once (migration 2).

@@ -187,6 +187,18 @@ impl Db<'_> {
                 .query_row(params![business, p, sender], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })?,
+            (Addresses::One(id), None) => self
+                .0
+                .prepare_cached(
+                    "SELECT last_inbound, closed_through, referral_at FROM windows
+                     WHERE business_id = ?1 AND user_id = ?2 AND sender = ?3",
+                )?
+                .query_row(params![business, id, sender], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?
+                .unwrap_or((None, None, None)),
+            (Addresses::One(id), Some(t)) => self.window_as_of(business, &[*id], sender, t)?,
             (Addresses::Person(p), Some(t)) => {
                 let ids: Vec<i64> = self
                     .person_addresses(business, *p)?
@@ -285,7 +297,12 @@ impl Db<'_> {
                        AND s.at >= ?4 AND s.at < ?5 AND s.state IN ('reserved', 'sent')",
                 )?
                 .query_row(params![business, p, sender, referral, end], |r| r.get(0))?,
-            Addresses::Some(ids) => {
+            Addresses::One(_) | Addresses::Some(_) => {
+                let ids = match who {
+                    Addresses::One(id) => std::slice::from_ref(id),
+                    Addresses::Some(ids) => ids.as_slice(),
+                    Addresses::Person(_) => &[],
+                };
                 let mut best: Option<i64> = None;
                 for id in ids {
                     let v: Option<i64> = self

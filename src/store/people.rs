@@ -21,6 +21,8 @@ pub struct AddressRow {
     pub person: i64,
     /// The address text (`whatsapp:+...` or `bsuid:...`).
     pub key: String,
+    /// Whether it is linked to another address (its person has several).
+    pub linked: bool,
 }
 
 /// A link between a phone and a business-scoped user id.
@@ -79,12 +81,15 @@ impl Db<'_> {
     pub fn address(self, business: i64, key: &str) -> Result<Option<AddressRow>> {
         Ok(self
             .0
-            .prepare_cached("SELECT id, person_id FROM users WHERE business_id = ?1 AND key = ?2")?
+            .prepare_cached(
+                "SELECT id, person_id, linked FROM users WHERE business_id = ?1 AND key = ?2",
+            )?
             .query_row(params![business, key], |r| {
                 Ok(AddressRow {
                     id: r.get(0)?,
                     person: r.get(1)?,
                     key: key.to_owned(),
+                    linked: r.get(2)?,
                 })
             })
             .optional()?)
@@ -110,6 +115,7 @@ impl Db<'_> {
             id,
             person: id,
             key: address.as_str().to_owned(),
+            linked: false,
         })
     }
 
@@ -160,7 +166,8 @@ impl Db<'_> {
         }
         self.0
             .prepare_cached(
-                "UPDATE users SET person_id = ?2 WHERE business_id = ?1 AND person_id = ?3",
+                "UPDATE users SET person_id = ?2, linked = 1
+                 WHERE business_id = ?1 AND person_id IN (?2, ?3)",
             )?
             .execute(params![business, a.min(b), a.max(b)])?;
         Ok(true)
@@ -172,7 +179,7 @@ impl Db<'_> {
     /// A store error.
     pub fn person_addresses(self, business: i64, person: i64) -> Result<Vec<AddressRow>> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT id, key FROM users WHERE business_id = ?1 AND person_id = ?2 ORDER BY id",
+            "SELECT id, key, linked FROM users WHERE business_id = ?1 AND person_id = ?2 ORDER BY id",
         )?;
         let rows = stmt
             .query_map(params![business, person], |r| {
@@ -180,6 +187,7 @@ impl Db<'_> {
                     id: r.get(0)?,
                     person,
                     key: r.get(1)?,
+                    linked: r.get(2)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -272,14 +280,21 @@ impl Db<'_> {
         Ok(seen)
     }
 
-    /// The key of a user row.
+    /// A user row by its id.
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the row is missing, or a store error.
-    pub fn address_key(self, id: i64) -> Result<String> {
+    pub fn address_by_id(self, id: i64) -> Result<AddressRow> {
         self.0
-            .prepare_cached("SELECT key FROM users WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))
+            .prepare_cached("SELECT person_id, key, linked FROM users WHERE id = ?1")?
+            .query_row([id], |r| {
+                Ok(AddressRow {
+                    id,
+                    person: r.get(0)?,
+                    key: r.get(1)?,
+                    linked: r.get(2)?,
+                })
+            })
             .optional()?
             .ok_or_else(|| corrupt("users", format!("no user row {id}")))
     }

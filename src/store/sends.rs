@@ -404,6 +404,12 @@ impl Db<'_> {
                 business,
                 *p,
             )?,
+            Addresses::One(id) => one(
+                "SELECT max(at) FROM sends WHERE ?1 = ?1 AND user_id = ?2 AND at <= ?3
+                   AND reason = 'opt_out_confirmation' AND state IN ('reserved', 'sent')",
+                business,
+                *id,
+            )?,
             Addresses::Some(ids) => {
                 let mut best = None;
                 for id in ids {

@@ -79,6 +79,8 @@ impl<W: Write> Story<'_, W> {
                     .unwrap_or_default()
                     .trim_matches('"')
             );
+        } else if o.linked {
+            result = "links the two addresses: one person".into();
         } else if o.opened_window {
             result = "opens the window".into();
         }
@@ -423,6 +425,83 @@ pub fn run<W: Write>(out: &mut W) -> IoResult<u8> {
         "out-7",
     )?;
     s.check("2026-03-04T09:23:00Z", "freeform", &welcome)?;
+
+    s.section(
+        "People (R8): a username (business-scoped id) and a phone are one person once linked.",
+    )?;
+    let carla = Address::parse("whatsapp:+447700900777").map_err(other)?;
+    let username = Address::from_bsuid("US.13491208655302741918").map_err(other)?;
+    s.event(
+        "2026-03-04T11:00:00Z",
+        "Carla (+447700900777) opts in on the web form",
+        Event::Consent(ConsentEvent::new(
+            carla.clone(),
+            Action::OptIn,
+            Scope::All,
+            ts("2026-03-04T11:00:00Z"),
+            "web_form",
+        )),
+    )?;
+    s.event(
+        "2026-03-04T11:05:00Z",
+        "a message from a username: no phone, BSUID US.1349...",
+        Event::Inbound(
+            InboundMessage::text(
+                username.clone(),
+                s.shop.clone(),
+                "hi, it's Carla",
+                ts("2026-03-04T11:05:00Z"),
+            )
+            .with_id("wamid.c1"),
+        ),
+    )?;
+    let to_carla = SendRequest::between(s.shop.clone(), carla.clone(), Content::text("Hi Carla"));
+    s.check(
+        "2026-03-04T11:06:00Z",
+        "freeform to Carla's phone (not linked yet)",
+        &to_carla,
+    )?;
+    s.event(
+        "2026-03-04T11:10:00Z",
+        "a message carrying both the phone and the BSUID",
+        Event::Inbound(
+            InboundMessage::text(
+                carla.clone(),
+                s.shop.clone(),
+                "sorry, new app",
+                ts("2026-03-04T11:10:00Z"),
+            )
+            .with_user_id(username.clone())
+            .with_id("wamid.c2"),
+        ),
+    )?;
+    s.check(
+        "2026-03-04T11:11:00Z",
+        "freeform to Carla's phone",
+        &to_carla,
+    )?;
+    s.event(
+        "2026-03-04T11:20:00Z",
+        "STOP from the username side",
+        Event::Inbound(
+            InboundMessage::text(username, s.shop.clone(), "STOP", ts("2026-03-04T11:20:00Z"))
+                .with_id("wamid.c3"),
+        ),
+    )?;
+    let update = SendRequest::between(
+        s.shop.clone(),
+        carla,
+        Content::template(
+            "order_update",
+            "en",
+            Variables::positional(["C-3", "ready"]),
+        ),
+    );
+    s.check(
+        "2026-03-04T11:30:00Z",
+        "order_update to Carla's phone",
+        &update,
+    )?;
 
     s.section("Everyone else: no consent, no window, no message.")?;
     let ben = SendRequest::new(
