@@ -70,11 +70,12 @@ pub const OPS: [&str; 7] = [
     "config", "inbound", "consent", "template", "check", "send", "status",
 ];
 
-/// The fields each op defines (besides `op`).
-fn fields_of(op: &str, live: bool) -> &'static [&'static str] {
-    match (op, live) {
-        ("config", _) => &["margin_seconds"],
-        ("inbound", _) => &[
+/// The fields each op defines (besides `op`); `live` adds what only live
+/// lines take (the `link` op, the `chain` that export writes on consent).
+fn fields_of(op: &str, live: bool) -> Vec<&'static str> {
+    let mut fields: Vec<&'static str> = match op {
+        "config" => vec!["margin_seconds"],
+        "inbound" => vec![
             "at",
             "to",
             "from",
@@ -85,7 +86,7 @@ fn fields_of(op: &str, live: bool) -> &'static [&'static str] {
             "received_at",
             "referral",
         ],
-        ("consent", false) => &[
+        "consent" => vec![
             "at",
             "user",
             "action",
@@ -95,18 +96,7 @@ fn fields_of(op: &str, live: bool) -> &'static [&'static str] {
             "received_at",
             "conditional",
         ],
-        ("consent", true) => &[
-            "at",
-            "user",
-            "action",
-            "scope",
-            "source",
-            "evidence",
-            "received_at",
-            "conditional",
-            "chain",
-        ],
-        ("template", _) => &[
+        "template" => vec![
             "at",
             "name",
             "language",
@@ -117,7 +107,7 @@ fn fields_of(op: &str, live: bool) -> &'static [&'static str] {
             "twilio_content_sid",
             "meta_template_id",
         ],
-        ("check", _) => &[
+        "check" | "send" => vec![
             "at",
             "from",
             "to",
@@ -127,21 +117,17 @@ fn fields_of(op: &str, live: bool) -> &'static [&'static str] {
             "variables",
             "purpose",
         ],
-        ("send", _) => &[
-            "at",
-            "from",
-            "to",
-            "text",
-            "template",
-            "language",
-            "variables",
-            "purpose",
-            "id",
-        ],
-        ("status", _) => &["at", "id", "status", "error_code", "from", "to"],
-        ("link", true) => &["at", "phone", "bsuid", "source", "received_at"],
-        _ => &[],
+        "status" => vec!["at", "id", "status", "error_code", "from", "to"],
+        "link" if live => vec!["at", "phone", "bsuid", "source", "received_at"],
+        _ => Vec::new(),
+    };
+    if op == "send" {
+        fields.push("id");
     }
+    if live && op == "consent" {
+        fields.push("chain");
+    }
+    fields
 }
 
 /// Parses one line of the scenario format (`wagate replay`).

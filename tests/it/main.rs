@@ -11,6 +11,7 @@
 
 mod cli;
 mod common;
+mod docs;
 mod model;
 mod properties;
 mod scenarios;
