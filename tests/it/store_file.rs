@@ -553,3 +553,67 @@ fn concurrent_ingest_is_grouped_durable_and_isolated() {
         assert_eq!(seqs, (1..=36).collect::<Vec<_>>());
     }
 }
+
+/// A database written by version 0.1 (schema 1: no chain, no people) is
+/// brought to schema 2 when opened: every existing event is hashed into
+/// its address's chain, every address is a person of its own, and every
+/// decision stays what it was.
+#[test]
+fn a_version_1_database_is_migrated_with_its_chains() {
+    let db = TempDb::new("v1");
+    {
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute_batch(include_str!("../../migrations/sqlite/0001_init.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.pragma_update(None, "application_id", 0x7741_4754)
+            .unwrap();
+        // What 0.1 wrote for: web-form opt-in, an inbound, then STOP.
+        conn.execute_batch(&format!(
+            "INSERT INTO businesses (id, name) VALUES (1, 'acme');
+             INSERT INTO users (id, business_id, key) VALUES (1, 1, 'whatsapp:+15550000001'), (2, 1, 'whatsapp:+15550000002');
+             INSERT INTO consent_events VALUES
+               (1, 1, 1, 'opt_in', 'all', {t0}, {t0}, {t0}, 0, 'web_form', 'form v3'),
+               (1, 1, 2, 'opt_out', 'all', {t1}, {t1}, {t1}, 0, 'keyword', NULL),
+               (1, 2, 1, 'opt_in', 'all', {t0}, {t0}, {t0}, 0, 'import', NULL);
+             INSERT INTO windows (business_id, user_id, sender, last_inbound) VALUES
+               (1, 1, 'whatsapp:+14155238886', {t1}), (1, 2, 'whatsapp:+14155238886', {t1});
+             INSERT INTO inbound_messages (business_id, provider_id, user_id, sender, kind, at, received_at)
+               VALUES (1, 'SM1', 1, 'whatsapp:+14155238886', 'text', {t1}, {t1});",
+            t0 = T0,
+            t1 = T0 + HOUR,
+        ))
+        .unwrap();
+    }
+    let clock = Arc::new(ManualClock::new(t(HOUR + MINUTE * 30)));
+    let gate = open(&db, &clock);
+    let b = gate.business("acme").unwrap();
+    let report = b.verify().unwrap();
+    assert_eq!(
+        (report.addresses, report.events, report.broken),
+        (2, 3, None)
+    );
+    let freeform = |u: u8| SendRequest::between(sender(0), user(u), Content::text("hi"));
+    assert_eq!(b.check(&freeform(1)).unwrap().reason, Reason::OptedOut);
+    assert_eq!(b.check(&freeform(2)).unwrap().reason, Reason::WindowOpen);
+    let history = b.consent_history(&user(1)).unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].evidence.as_deref(), Some("form v3"));
+    // The chain goes on from the migrated head.
+    b.ingest(&consent(&user(1), Action::OptIn, Scope::All, 2 * HOUR))
+        .unwrap();
+    assert!(b.verify().unwrap().broken.is_none());
+    // A redelivery of the 0.1 inbound (stored without a fingerprint) is a
+    // duplicate; another message under its id is an error.
+    let again = inbound(
+        &user(1),
+        &sender(0),
+        MessageKind::Text,
+        "anything",
+        HOUR,
+        "SM1",
+    );
+    assert!(b.ingest(&again).unwrap().duplicate);
+    let other = inbound(&user(2), &sender(0), MessageKind::Text, "STOP", HOUR, "SM1");
+    assert!(matches!(b.ingest(&other), Err(Error::MessageIdReused(_))));
+}
