@@ -121,10 +121,13 @@ impl Error {
     /// decision for it is an error), so one altered trail does not stop
     /// the rest of the business.
     pub fn is_store_failure(&self) -> bool {
-        matches!(
-            self,
-            Error::Store(_) | Error::Poisoned | Error::Corrupt { .. } | Error::SchemaTooNew { .. }
-        )
+        match self {
+            // A constraint the item broke (a CHECK, a trigger) is the
+            // item's fault: it fails alone.
+            Error::Store(e) => !e.is_constraint(),
+            Error::Poisoned | Error::Corrupt { .. } | Error::SchemaTooNew { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -132,6 +135,17 @@ impl Error {
 #[derive(Clone, Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct StoreError(Arc<rusqlite::Error>);
+
+impl StoreError {
+    /// Whether SQLite refused a write for breaking a constraint (a CHECK, a
+    /// uniqueness rule, a trigger), as opposed to failing itself.
+    pub fn is_constraint(&self) -> bool {
+        matches!(
+            &*self.0,
+            rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation
+        )
+    }
+}
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {

@@ -63,6 +63,18 @@ fn non_empty(what: &'static str, v: &str) -> Result<()> {
     }
 }
 
+/// Text that SQLite would cut at a NUL character is refused, so that what
+/// is stored (and hashed into the chain) is what was given.
+fn no_nul(what: &str, v: &str) -> Result<()> {
+    if v.contains('\0') {
+        Err(Error::InvalidEvent(format!(
+            "{what} must not contain a NUL character"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 /// A sender must be a phone (RULES R1).
 fn sender_phone(a: &Address) -> Result<()> {
     if a.is_phone() {
@@ -147,6 +159,8 @@ impl Business<'_> {
                 "consent source must not be empty".into(),
             ));
         }
+        no_nul("source", &c.source)?;
+        no_nul("evidence", c.evidence.as_deref().unwrap_or_default())?;
         if c.conditional && (c.action, c.scope) != (Action::OptIn, Scope::All) {
             return Err(Error::InvalidEvent(
                 "conditional is only for an opt_in of scope all (a keyword opt-in, RULES R4)"
@@ -205,6 +219,7 @@ impl Business<'_> {
         if m.id.as_deref().is_some_and(str::is_empty) {
             return Err(Error::InvalidEvent("message id must not be empty".into()));
         }
+        no_nul("message id", m.id.as_deref().unwrap_or_default())?;
         sender_phone(&m.to)?;
         let also = match &m.user_id {
             None => None,

@@ -372,7 +372,10 @@ impl Business<'_> {
             });
         };
         let who = match as_of {
-            None => Addresses::of(&address),
+            None => {
+                db.check_person(self.id, &address)?;
+                Addresses::of(&address)
+            }
             Some(t) => Addresses::Some(db.person_as_of(self.id, &address, t)?),
         };
         let consent = db.person_consent(self.r(), &who, as_of)?;

@@ -76,8 +76,8 @@ pub struct VerifyReport {
     /// Events checked.
     pub events: u64,
     /// SHA-256 over (address, event count, head hash) of every address
-    /// with events, in address order: one value to record elsewhere and
-    /// compare later. A complete export gives the same value.
+    /// with events, in address order, then every link: one value to record
+    /// elsewhere and compare later.
     pub heads_digest: String,
     /// The first broken event, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -448,6 +448,12 @@ impl Db<'_> {
             report.broken = Some(format!(
                 "{orphans} consent events belong to no address of this business"
             ));
+        }
+        // People: every address is the person its links say, and the links
+        // take part in the digest (deleting one changes it).
+        let people = self.check_people(business.id, &mut digest)?;
+        if report.broken.is_none() {
+            report.broken = people;
         }
         report.heads_digest = digest.finish().to_hex();
         Ok(report)

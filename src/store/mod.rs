@@ -113,7 +113,19 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        Self::init(Connection::open_with_flags(path, flags)?)
+        let conn = Connection::open_with_flags(path, flags)?;
+        // An empty file (or one SQLite made but nobody filled) is not a
+        // database to read: schema creation is for write commands.
+        let app: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+        let objects: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        if app == 0 && objects == 0 {
+            return Err(Error::NoDatabase(format!(
+                "{} (an empty file)",
+                path.display()
+            )));
+        }
+        Self::init(conn)
     }
 
     /// A second connection to a file another [`Store`] opened: for reads

@@ -299,3 +299,114 @@ impl Db<'_> {
             .ok_or_else(|| corrupt("users", format!("no user row {id}")))
     }
 }
+
+impl Db<'_> {
+    /// Whether any link names this address.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn has_links(self, business: i64, id: i64) -> Result<bool> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM links WHERE business_id = ?1 AND phone_id = ?2)
+                     OR EXISTS (SELECT 1 FROM links WHERE business_id = ?1 AND bsuid_id = ?2)",
+            )?
+            .query_row(params![business, id], |r| r.get(0))?)
+    }
+
+    /// Checks that the person an address is read as is what its links say:
+    /// an unlinked address has no link, and a linked person is exactly the
+    /// addresses its links reach. A decision on a person whose rows were
+    /// altered would otherwise read only part of them (fail closed).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when they disagree, or a store error.
+    pub fn check_person(self, business: i64, address: &AddressRow) -> Result<()> {
+        let bad = |detail: String| corrupt("users", detail);
+        if !address.linked {
+            if self.has_links(business, address.id)? {
+                return Err(bad(format!(
+                    "{} has links but is recorded as unlinked: the people of this database were altered (run `wagate verify`)",
+                    address.key
+                )));
+            }
+            return Ok(());
+        }
+        let reached = self.person_as_of(business, address, Timestamp::from_millis(i64::MAX))?;
+        let mut members: Vec<i64> = self
+            .person_addresses(business, address.person)?
+            .iter()
+            .map(|a| a.id)
+            .collect();
+        members.sort_unstable();
+        if reached != members || reached.first() != Some(&address.person) {
+            return Err(bad(format!(
+                "the person of {} is not what its links say: the people of this database were altered (run `wagate verify`)",
+                address.key
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks every person of a business against its links and returns the
+    /// first disagreement, if any; feeds every link into `digest`.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn check_people(
+        self,
+        business: i64,
+        digest: &mut crate::chain::Digest,
+    ) -> Result<Option<String>> {
+        use std::collections::BTreeMap;
+        // Union-find over the linked addresses.
+        fn root(parent: &mut BTreeMap<i64, i64>, mut x: i64) -> i64 {
+            while let Some(&p) = parent.get(&x) {
+                if p == x {
+                    break;
+                }
+                x = p;
+            }
+            x
+        }
+        let mut parent: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut stmt = self.0.prepare_cached(
+            "SELECT l.phone_id, l.bsuid_id, p.key, b.key FROM links l
+               JOIN users p ON p.id = l.phone_id JOIN users b ON b.id = l.bsuid_id
+             WHERE l.business_id = ?1 ORDER BY p.key, b.key",
+        )?;
+        let mut rows = stmt.query([business])?;
+        while let Some(r) = rows.next()? {
+            let (a, b): (i64, i64) = (r.get(0)?, r.get(1)?);
+            digest.field(r.get_ref(2)?.as_bytes()?);
+            digest.field(r.get_ref(3)?.as_bytes()?);
+            parent.entry(a).or_insert(a);
+            parent.entry(b).or_insert(b);
+            let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+            if ra != rb {
+                parent.insert(ra.max(rb), ra.min(rb));
+            }
+        }
+        drop(rows);
+        let mut stmt = self.0.prepare_cached(
+            "SELECT id, key, person_id, linked FROM users WHERE business_id = ?1 ORDER BY id",
+        )?;
+        let mut rows = stmt.query([business])?;
+        while let Some(r) = rows.next()? {
+            let (id, person, linked): (i64, i64, bool) = (r.get(0)?, r.get(2)?, r.get(3)?);
+            let key: String = r.get(1)?;
+            let expected = if parent.contains_key(&id) {
+                root(&mut parent, id)
+            } else {
+                id
+            };
+            if linked != parent.contains_key(&id) || person != expected {
+                return Ok(Some(format!(
+                    "the person of {key} is not what its links say (person {person}, links give {expected})"
+                )));
+            }
+        }
+        Ok(None)
+    }
+}

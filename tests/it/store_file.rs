@@ -617,3 +617,106 @@ fn a_version_1_database_is_migrated_with_its_chains() {
     let other = inbound(&user(2), &sender(0), MessageKind::Text, "STOP", HOUR, "SM1");
     assert!(matches!(b.ingest(&other), Err(Error::MessageIdReused(_))));
 }
+
+/// People rows edited behind the gate's back (an address unlinked, or
+/// moved to another person) make decisions errors, not partial reads, and
+/// `verify` names them.
+#[test]
+fn altered_people_fail_closed() {
+    let db = TempDb::new("people-tamper");
+    let clock = Arc::new(ManualClock::new(t(3 * HOUR)));
+    let phone = user(1);
+    let bsuid = wagate::Address::from_bsuid("US.42").unwrap();
+    let build = || {
+        let gate = open(&db, &clock);
+        let b = gate.business("acme").unwrap();
+        b.ingest(&consent(&phone, Action::OptIn, Scope::All, 0))
+            .unwrap();
+        b.ingest(&Event::Inbound(
+            wagate::InboundMessage::text(phone.clone(), sender(0), "hi", t(HOUR))
+                .with_user_id(bsuid.clone())
+                .with_id("SM1"),
+        ))
+        .unwrap();
+        b.ingest(&Event::Inbound(
+            wagate::InboundMessage::text(bsuid.clone(), sender(0), "STOP", t(2 * HOUR))
+                .with_id("SM2"),
+        ))
+        .unwrap();
+    };
+    build();
+    let req = SendRequest::between(sender(0), phone.clone(), Content::text("hi"));
+    for tamper in [
+        "UPDATE users SET linked = 0 WHERE key = 'whatsapp:+15550000001'",
+        "UPDATE users SET person_id = id, linked = 0 WHERE key = 'bsuid:US.42'",
+        "UPDATE users SET person_id = id WHERE key = 'bsuid:US.42'",
+    ] {
+        let gate = open(&db, &clock);
+        let b = gate.business("acme").unwrap();
+        assert_eq!(b.check(&req).unwrap().reason, Reason::OptedOut);
+        drop(gate);
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        let before: (i64, i64) = conn
+            .query_row(
+                "SELECT person_id, linked FROM users WHERE key = 'bsuid:US.42'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let phone_linked: i64 = conn
+            .query_row(
+                "SELECT linked FROM users WHERE key = 'whatsapp:+15550000001'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        conn.execute_batch(tamper).unwrap();
+        drop(conn);
+        let gate = open(&db, &clock);
+        let b = gate.business("acme").unwrap();
+        assert!(
+            matches!(b.check(&req), Err(Error::Corrupt { .. })),
+            "{tamper}: {:?}",
+            b.check(&req)
+        );
+        assert!(b.verify().unwrap().broken.is_some(), "{tamper}");
+        drop(gate);
+        // Put it back for the next case.
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute(
+            "UPDATE users SET person_id = ?1, linked = ?2 WHERE key = 'bsuid:US.42'",
+            rusqlite::params![before.0, before.1],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE users SET linked = ?1 WHERE key = 'whatsapp:+15550000001'",
+            [phone_linked],
+        )
+        .unwrap();
+    }
+}
+
+/// Text SQLite would cut at a NUL, or a row a constraint refuses, fails
+/// alone: the other events of its batch land.
+#[test]
+fn a_refused_item_never_takes_its_batch_down() {
+    let db = TempDb::new("nul");
+    let clock = Arc::new(ManualClock::new(t(HOUR)));
+    let gate = open(&db, &clock);
+    let b = gate.business("acme").unwrap();
+    let mut bad = consent(&user(2), Action::OptOut, Scope::All, 0);
+    if let Event::Consent(c) = &mut bad {
+        c.source = "\u{0}".into();
+    }
+    let out = b
+        .ingest_batch(&[
+            consent(&user(1), Action::OptOut, Scope::All, 0),
+            bad,
+            consent(&user(3), Action::OptOut, Scope::All, 0),
+        ])
+        .unwrap();
+    assert!(out[0].is_ok() && out[2].is_ok());
+    assert!(out[1].as_ref().unwrap_err().to_string().contains("NUL"));
+    assert_eq!(b.consent_history(&user(3)).unwrap().len(), 1);
+    assert!(b.consent_history(&user(2)).unwrap().is_empty());
+}

@@ -105,17 +105,25 @@ fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
     })?;
     let bad = |n: usize, why: String| Fail(EXIT_BAD_INPUT, format!("line {n}: {why}"));
     let mut tails: BTreeMap<(String, String), Tail> = BTreeMap::new();
+    let mut links: Vec<(String, String)> = Vec::new();
     let (mut events, mut anchored) = (0u64, 0u64);
     for (i, line) in crate::lines::text_lines(std::io::BufReader::new(f)).enumerate() {
         let n = i + 1;
         let text = line.map_err(|e| bad(n, e))?;
         let parsed = parse_live_line(&text).map_err(|e| bad(n, e.0))?;
-        let Line::Event {
-            event: Event::Consent(c),
-            ..
-        } = parsed
-        else {
-            continue; // links and blank lines carry no chain
+        let c = match parsed {
+            Line::Event {
+                event: Event::Consent(c),
+                ..
+            } => c,
+            Line::Event {
+                event: Event::Link(l),
+                ..
+            } => {
+                links.push((l.phone.as_str().to_owned(), l.bsuid.as_str().to_owned()));
+                continue;
+            }
+            _ => continue, // blank lines and comments
         };
         let raw: Value = serde_json::from_str(&text).map_err(|e| bad(n, e.to_string()))?;
         let chain = raw
@@ -204,7 +212,17 @@ fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
             String::new()
         }
     )?;
-    for (business, d) in by_business {
+    // The links take part in the digest after the heads, as in the
+    // database (an export holds one business).
+    links.sort();
+    let single = by_business.len() == 1;
+    for (business, mut d) in by_business {
+        if single {
+            for (phone, bsuid) in &links {
+                d.field(phone.as_bytes());
+                d.field(bsuid.as_bytes());
+            }
+        }
         writeln!(out, "{business}: heads digest {}", d.finish())?;
     }
     Ok(0)
