@@ -105,6 +105,9 @@ impl Timestamp {
     }
 }
 
+/// 10000-01-01T00:00:00Z in unix milliseconds.
+const YEAR_10000_MS: i64 = 253_402_300_800_000;
+
 /// The strict grammar of [`Timestamp::parse`]; `None` for anything else.
 fn parse_rfc3339(b: &[u8]) -> Option<Timestamp> {
     // Fixed positions: YYYY-MM-DD?HH:MM:SS
@@ -167,7 +170,11 @@ fn parse_rfc3339(b: &[u8]) -> Option<Timestamp> {
     let seconds =
         days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
             - offset_minutes * 60;
-    Some(Timestamp(seconds * 1000 + i64::from(millis)))
+    let t = seconds * 1000 + i64::from(millis);
+    // A leap second or an offset may carry the last second of year 9999
+    // into year 10000, which RFC 3339 cannot write: refused, so that every
+    // time stored can be exported and read back.
+    (t < YEAR_10000_MS).then_some(Timestamp(t))
 }
 
 /// The effective time of an event: `min(at, received_at)`. Nothing takes
@@ -285,6 +292,8 @@ mod tests {
             "2026-03-01T10:00:00Z ",
             "2026-3-01T10:00:00Z",
             "+2026-03-01T10:00:00Z",
+            "9999-12-31T23:59:60Z",
+            "9999-12-31T23:59:59-00:01",
             "",
         ] {
             assert!(Timestamp::parse(bad).is_err(), "{bad:?}");

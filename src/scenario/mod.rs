@@ -31,6 +31,15 @@ use crate::transport::RecordingTransport;
 
 pub use parse::{Line, LineError, OPS, parse_line, parse_live_line};
 
+/// Parses JSON text as the scenario format does: a key repeated in any
+/// object is an error (serde_json would keep the last one silently).
+///
+/// # Errors
+/// The JSON error, naming a repeated key.
+pub fn parse_json(text: &str) -> std::result::Result<serde_json::Value, serde_json::Error> {
+    strict::parse(text)
+}
+
 /// The business a replay runs as.
 pub const BUSINESS: &str = "default";
 
@@ -138,6 +147,13 @@ impl Replay {
             }
         }
         Ok(report)
+    }
+
+    /// Reports a line that could not even be read (not UTF-8): an error
+    /// line for it alone; the replay goes on.
+    pub fn unreadable(&mut self, n: usize, why: &str) -> Output {
+        self.started = true;
+        Output::error(n, why)
     }
 
     /// The messages the recording transport was handed so far.

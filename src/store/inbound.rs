@@ -351,7 +351,8 @@ impl Db<'_> {
     /// before: each takes effect once.
     ///
     /// # Errors
-    /// A store error.
+    /// [`crate::Error::MessageIdReused`] when the id was first reported
+    /// for another sender or user; a store error.
     #[allow(clippy::too_many_arguments)]
     pub fn mark_external_feedback(
         self,
@@ -378,7 +379,24 @@ impl Db<'_> {
                 at.as_millis(),
                 received_at.as_millis()
             ])?;
-        Ok(n == 1)
+        if n == 1 {
+            return Ok(true);
+        }
+        // Seen before: the same callback again, or another message under
+        // the same id (R2's rule for ids, applied to callbacks too).
+        let (first_sender, first_user): (String, i64) = self
+            .0
+            .prepare_cached(
+                "SELECT sender, user_id FROM external_feedback
+                 WHERE business_id = ?1 AND provider_id = ?2 AND code = ?3",
+            )?
+            .query_row(params![business, provider_id, code], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        if (first_sender.as_str(), first_user) != (sender, user) {
+            return Err(crate::Error::MessageIdReused(provider_id.to_owned()));
+        }
+        Ok(false)
     }
 }
 

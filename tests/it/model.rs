@@ -161,6 +161,8 @@ struct Model {
     templates: BTreeMap<u8, ModelTemplate>,
     sends: BTreeMap<String, ModelSend>,
     feedback: BTreeSet<(String, u32)>,
+    /// Callbacks for messages sent elsewhere: (id, code) -> (user, sender).
+    elsewhere: BTreeMap<(u8, u32), (u8, u8)>,
     /// Confirmation send times by address.
     confirmations: BTreeMap<u8, Timestamp>,
 }
@@ -462,9 +464,16 @@ proptest! {
                             .with_error(code)
                             .between(sender(s), address(u)),
                     ));
-                    prop_assert!(r.is_ok(), "step {}: {:?}", step, r);
                     // Template codes need the template: nothing for these.
-                    if !matches!(code, 132015 | 132016) && m.feedback.insert((format!("X{id}"), code)) {
+                    let effect = matches!(code, 63016 | 131047 | 21610 | 131050);
+                    match m.elsewhere.get(&(id, code)) {
+                        Some(first) if effect && *first != (u, s) => {
+                            prop_assert!(matches!(r, Err(Error::MessageIdReused(_))), "step {}: {:?}", step, r);
+                        }
+                        _ => prop_assert!(r.is_ok(), "step {}: {:?}", step, r),
+                    }
+                    if effect && !m.elsewhere.contains_key(&(id, code)) {
+                        m.elsewhere.insert((id, code), (u, s));
                         let now = m.now;
                         m.feedback(u, s, now, code, None);
                     }

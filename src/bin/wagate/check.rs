@@ -48,7 +48,7 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
         (None, Some(name), Some(language)) => {
             let variables = match &args.vars {
                 Some(json) => {
-                    let v: serde_json::Value = serde_json::from_str(json)
+                    let v = wagate::scenario::parse_json(json)
                         .map_err(|e| Fail(EXIT_BAD_INPUT, format!("--vars: bad JSON: {e}")))?;
                     Variables::from_json(&v)
                 }

@@ -514,12 +514,12 @@ pub fn run<W: Write>(out: &mut W) -> IoResult<u8> {
         ),
     );
     s.check(
-        "2026-03-04T10:00:00Z",
+        "2026-03-04T12:00:00Z",
         "order_update to Ben, who never opted in",
         &ben,
     )?;
     let bad = SendRequest::new(s.shop.as_str(), "whatsapp:+0123", Content::text("hi"));
-    s.check("2026-03-04T10:00:00Z", "freeform to whatsapp:+0123", &bad)?;
+    s.check("2026-03-04T12:00:00Z", "freeform to whatsapp:+0123", &bad)?;
 
     let history = s.b.consent_history(&s.ana).map_err(other)?;
     let sent = s.transport.sent().len();

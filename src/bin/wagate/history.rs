@@ -85,7 +85,11 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
         writeln!(
             out,
             "  linked {} = {} at {} (received {}, {})",
-            l.phone, l.bsuid, l.at, l.received_at, l.source
+            l.phone,
+            l.bsuid,
+            l.at,
+            l.received_at,
+            crate::printable(&l.source)
         )?;
     }
     writeln!(out, "Consent trail, oldest first:")?;
@@ -101,10 +105,18 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
         writeln!(
             out,
             "  {}  {} ({})  {} #{}  source={}  at={}  received={}{}",
-            r.effective, r.action, r.scope, r.user, r.seq, r.source, r.at, r.received_at, counted
+            r.effective,
+            r.action,
+            r.scope,
+            r.user,
+            r.seq,
+            crate::printable(&r.source),
+            r.at,
+            r.received_at,
+            counted
         )?;
         if let Some(e) = &r.evidence {
-            writeln!(out, "      evidence: {e}")?;
+            writeln!(out, "      evidence: {}", crate::printable(e))?;
         }
     }
     writeln!(out, "Windows:")?;

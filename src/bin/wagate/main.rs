@@ -231,3 +231,23 @@ pub fn parse_time(flag: &str, s: &str) -> Result<Timestamp, Fail> {
 pub fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"error\":\"cannot print: {e}\"}}"))
 }
+
+/// Text from the database as a terminal may show it: control characters
+/// (escape sequences, line breaks) are written as escapes, so evidence
+/// cannot forge lines or colours in a table.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}

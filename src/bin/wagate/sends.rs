@@ -98,7 +98,7 @@ fn sentence(r: &SendRecord) -> String {
         s.push_str(&format!(", status {st}"));
     }
     if let Some(e) = &r.error {
-        s.push_str(&format!(", refused: {e}"));
+        s.push_str(&format!(", refused: {}", crate::printable(e)));
     }
     if !r.feedback.is_empty() {
         let codes: Vec<String> = r.feedback.iter().map(i64::to_string).collect();
