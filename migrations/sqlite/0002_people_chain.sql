@@ -28,7 +28,8 @@ CREATE TABLE links (
     source      TEXT NOT NULL,
     PRIMARY KEY (business_id, phone_id, bsuid_id)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX links_by_bsuid ON links (business_id, bsuid_id);
+-- Covering for the walk from a BSUID to its phones (received_at for as-of).
+CREATE INDEX links_by_bsuid ON links (business_id, bsuid_id, received_at);
 CREATE TRIGGER links_no_update BEFORE UPDATE ON links
 BEGIN SELECT RAISE(ABORT, 'links are never undone'); END;
 CREATE TRIGGER links_no_delete BEFORE DELETE ON links
@@ -73,6 +74,9 @@ CREATE TABLE external_feedback (
 ALTER TABLE sends ADD COLUMN request_hash BLOB;
 ALTER TABLE sends ADD COLUMN facts TEXT;
 CREATE INDEX sends_by_key_all ON sends (business_id, idempotency_key);
+-- `wagate sends --user`: by the address as sent to, even one never seen
+-- before (its user_id is NULL).
+CREATE INDEX sends_by_recipient ON sends (business_id, recipient, at);
 
 -- Template history by template: the current status is the newest of its
 -- records and status changes, even those that arrived before it was

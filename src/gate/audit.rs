@@ -225,15 +225,21 @@ impl Business<'_> {
     /// A store error.
     pub fn sends(&self, query: &SendQuery, limit: usize) -> Result<Vec<SendRecord>> {
         self.gate.read(|db| {
-            let person = match &query.user {
+            // Every address of the person, as sends record the address
+            // they went to (also one never seen before, with no user row).
+            let recipients = match &query.user {
                 None => None,
-                Some(u) => match db.address(self.id, u.as_str())? {
-                    Some(a) => Some(a.person),
-                    None => return Ok(Vec::new()),
-                },
+                Some(u) => Some(match db.address(self.id, u.as_str())? {
+                    Some(a) => db
+                        .person_addresses(self.id, a.person)?
+                        .into_iter()
+                        .map(|a| a.key)
+                        .collect(),
+                    None => vec![u.as_str().to_owned()],
+                }),
             };
             let filter = SendFilter {
-                person,
+                recipients,
                 key: query.key.clone(),
                 provider_id: query.provider_id.clone(),
                 since: query.since,

@@ -10,29 +10,9 @@ use crate::event::{
     ConsentEvent, Event, InboundMessage, IngestOutcome, LinkEvent, MessageKind, StatusCallback,
     TemplateStatusUpdate,
 };
-use crate::policy::{Action, Keyword, Scope, TemplateStatus};
+use crate::policy::{Action, Feedback, Keyword, Scope, TemplateStatus, feedback_effect};
 use crate::store::{Db, InboundInsert, NewConsent, NewInbound, SendRow};
 use crate::time::{Timestamp, effective};
-
-/// Opt-outs, window closures and template changes that provider error codes
-/// cause (RULES R7).
-fn feedback_effect(code: u32) -> Option<Feedback> {
-    match code {
-        63016 | 131047 | 470 => Some(Feedback::WindowClosed),
-        21610 => Some(Feedback::OptOut(Scope::All)),
-        131050 => Some(Feedback::OptOut(Scope::Marketing)),
-        132015 => Some(Feedback::Template("paused")),
-        132016 => Some(Feedback::Template("disabled")),
-        _ => None,
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Feedback {
-    WindowClosed,
-    OptOut(Scope),
-    Template(&'static str),
-}
 
 /// A digest of what an inbound message says: its addresses, sender,
 /// kind, body and referral, not its times (a redelivery may be dated

@@ -146,14 +146,16 @@ impl Business<'_> {
         now: Timestamp,
     ) -> Result<Reserved> {
         let fingerprint = request_fingerprint(req);
-        let prev = db.send_by_key(self.id, key)?;
         // A key names one request: another request under a key that
-        // reached the transport is an error, never a duplicate (R7).
-        if let Some(prev) = &prev
-            && prev.request.is_some_and(|h| h != fingerprint)
+        // reached the transport (even if refused for now) is an error,
+        // never a duplicate or a fresh send (R7).
+        if db
+            .key_request(self.id, key)?
+            .is_some_and(|h| h != fingerprint)
         {
             return Err(Error::KeyReused(key.to_owned()));
         }
+        let prev = db.send_by_key(self.id, key)?;
         let mut decision = self.decide(db, req, now, None)?;
         if let Some(prev) = &prev {
             decision.reason = prev.reason;

@@ -28,6 +28,40 @@ pub use template::{
     Variables,
 };
 
+/// What a provider error code says (RULES R7): the window was seen closed,
+/// the user opted out, or the template changed status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feedback {
+    /// The provider saw the (sender, user) window closed.
+    WindowClosed,
+    /// The user opted out (of everything or of marketing).
+    OptOut(Scope),
+    /// The template used became this status.
+    Template(&'static str),
+}
+
+/// The error codes that say the provider saw the window closed.
+pub const WINDOW_CLOSED_CODES: [u32; 3] = [63016, 131047, 470];
+
+/// What a provider error code means for the state, if anything (R7).
+///
+/// ```
+/// use wagate::policy::{feedback_effect, Feedback};
+/// use wagate::Scope;
+/// assert_eq!(feedback_effect(21610), Some(Feedback::OptOut(Scope::All)));
+/// assert_eq!(feedback_effect(30008), None);
+/// ```
+pub fn feedback_effect(code: u32) -> Option<Feedback> {
+    match code {
+        c if WINDOW_CLOSED_CODES.contains(&c) => Some(Feedback::WindowClosed),
+        21610 => Some(Feedback::OptOut(Scope::All)),
+        131050 => Some(Feedback::OptOut(Scope::Marketing)),
+        132015 => Some(Feedback::Template("paused")),
+        132016 => Some(Feedback::Template("disabled")),
+        _ => None,
+    }
+}
+
 /// The length of the customer service window.
 pub const WINDOW_MS: i64 = 24 * HOUR_MS;
 /// How long after an opt-out its one confirmation may be sent.

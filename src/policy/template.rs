@@ -366,14 +366,16 @@ impl Variables {
         Variables(Repr::None, Shape::Absent)
     }
 
-    /// How the values were given, `absent`, `list` or `object`, and what
+    /// How the values were given, `absent`, `list`, `object` or
+    /// `malformed`, and what
     /// they are: the form a request is compared in when an idempotency key
     /// comes back (`["x"]` and `{"1": "x"}` are different requests).
     pub fn as_given(&self) -> (&'static str, Vec<(&str, &str)>) {
-        let shape = match self.1 {
-            Shape::Absent => "absent",
-            Shape::List => "list",
-            Shape::Object => "object",
+        let shape = match (&self.0, self.1) {
+            (Repr::Malformed(_), _) => "malformed",
+            (_, Shape::Absent) => "absent",
+            (_, Shape::List) => "list",
+            (_, Shape::Object) => "object",
         };
         let values = match &self.0 {
             Repr::None => Vec::new(),

@@ -264,9 +264,15 @@ fn parse(text: &str, live: bool) -> std::result::Result<Line, LineError> {
                 (None, Some(_)) => Content::template(
                     f.str("template")?,
                     f.str("language")?,
-                    obj.get("variables")
-                        .map(Variables::from_json)
-                        .unwrap_or_default(),
+                    match obj.get("variables") {
+                        None => Variables::none(),
+                        Some(Value::Null) => {
+                            return Err(LineError(
+                                "field \"variables\" is null: give a list or an object, or leave the field out".into(),
+                            ));
+                        }
+                        Some(v) => Variables::from_json(v),
+                    },
                 ),
                 _ => return Err(LineError("need exactly one of text or template".into())),
             };
@@ -444,8 +450,12 @@ struct Fields<'a>(&'a Map<String, Value>);
 impl Fields<'_> {
     fn opt_str(&self, key: &str) -> LineResult<Option<&str>> {
         match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
+            None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
+            // `"scope": null` must not quietly mean the default (all).
+            Some(Value::Null) => Err(LineError(format!(
+                "field {key:?} is null: give a value or leave the field out"
+            ))),
             Some(_) => Err(LineError(format!("field {key:?} must be a string"))),
         }
     }
@@ -486,7 +496,7 @@ impl Fields<'_> {
             )
         };
         match self.0.get("error_code") {
-            None | Some(Value::Null) => Ok(None),
+            None => Ok(None),
             Some(v @ Value::Number(_)) => whole(v)
                 .and_then(|n| u32::try_from(n).ok())
                 .map(Some)
@@ -526,6 +536,14 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn null_is_never_a_default() {
+        let l = r#"{"op":"consent","at":"2026-05-01T09:00:00Z","user":"+15550002222","action":"opt_in","scope":null,"source":"api"}"#;
+        assert!(parse_line(l).unwrap_err().0.contains("null"));
+        let l = r#"{"op":"check","at":"2026-05-01T09:00:00Z","from":"+14155238886","to":"+15550002222","template":"t","language":"en","variables":null}"#;
+        assert!(parse_line(l).unwrap_err().0.contains("null"));
     }
 
     #[test]

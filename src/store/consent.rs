@@ -1,7 +1,7 @@
 //! The consent trail: append-only, hash-chained per address, verified
 //! whenever it is read (RULES R3, R4, R8; [`crate::chain`]).
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use serde::Serialize;
 
 use super::{AddressRow, BusinessRef, Db, corrupt};
@@ -480,22 +480,6 @@ impl Db<'_> {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
-    }
-
-    /// Whether any consent event of `who` is an opt-out of scope all.
-    ///
-    /// # Errors
-    /// A store error.
-    pub fn any_opt_out(self, business: i64, user: i64) -> Result<bool> {
-        Ok(self
-            .0
-            .prepare_cached(
-                "SELECT 1 FROM consent_events WHERE business_id = ?1 AND user_id = ?2
-                   AND action = 'opt_out' AND scope = 'all' LIMIT 1",
-            )?
-            .query_row([business, user], |_| Ok(()))
-            .optional()?
-            .is_some())
     }
 }
 

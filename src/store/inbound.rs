@@ -7,7 +7,7 @@ use super::{Db, ts};
 use crate::chain::Hash;
 use crate::error::Result;
 use crate::event::{MessageKind, Referral};
-use crate::policy::{Keyword, WINDOW_MS, WindowFacts};
+use crate::policy::{Keyword, WINDOW_CLOSED_CODES, WINDOW_MS, WindowFacts};
 use crate::time::Timestamp;
 
 /// An inbound message with a provider id, to record.
@@ -45,9 +45,6 @@ pub enum InboundInsert {
     /// Another message under an id already used: nothing written.
     Conflict,
 }
-
-/// The error codes that say the provider saw the window closed (R7).
-pub const WINDOW_CLOSED_CODES: [u32; 3] = [63016, 131047, 470];
 
 impl Db<'_> {
     /// Records an inbound message by its provider id, or tells a

@@ -113,8 +113,9 @@ pub struct SendRow {
 /// Which send attempts to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SendFilter {
-    /// Attempts to any address of this person.
-    pub person: Option<i64>,
+    /// Attempts to any of these addresses (as sent to: an address never
+    /// seen before included).
+    pub recipients: Option<Vec<String>>,
     /// Attempts under this idempotency key.
     pub key: Option<String>,
     /// The attempt the provider knows by this id.
@@ -184,6 +185,31 @@ impl Db<'_> {
             "business_id = ?1 AND idempotency_key = ?2 AND state IN ('reserved', 'sent', 'failed')",
             params![business, key],
         )
+    }
+
+    /// The request digest of the latest attempt under a key that reached
+    /// the transport, a transient refusal included (a timed-out request may
+    /// well have been delivered).
+    ///
+    /// # Errors
+    /// A store error, or [`crate::Error::Corrupt`].
+    pub fn key_request(self, business: i64, key: &str) -> Result<Option<Hash>> {
+        let found: Option<Option<Vec<u8>>> = self
+            .0
+            .prepare_cached(
+                "SELECT request_hash FROM sends
+                 WHERE business_id = ?1 AND idempotency_key = ?2
+                   AND state IN ('reserved', 'sent', 'failed', 'retryable')
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![business, key], |r| r.get(0))
+            .optional()?;
+        match found.flatten() {
+            None => Ok(None),
+            Some(b) => Hash::from_slice(&b)
+                .map(Some)
+                .ok_or_else(|| corrupt("sends", format!("request digest under key {key:?}"))),
+        }
     }
 
     /// The send a provider message id belongs to, if any.
@@ -437,27 +463,39 @@ impl Db<'_> {
         filter: &SendFilter,
         limit: usize,
     ) -> Result<Vec<SendRecord>> {
-        let mut stmt = self.0.prepare_cached(
+        // Only the filters given, so each search uses its index (key,
+        // provider id, or recipient) instead of scanning the business.
+        let mut sql = String::from(
             "SELECT s.id, s.idempotency_key, s.at, s.sender, s.recipient, s.content, s.template_name,
                     s.template_language, s.purpose, s.verdict, s.reason, s.facts, s.state,
                     s.provider_id, s.status, s.error_code, s.error
-             FROM sends s
-             WHERE s.business_id = ?1
-               AND (?2 IS NULL OR s.user_id IN (SELECT id FROM users WHERE business_id = ?1 AND person_id = ?2))
-               AND (?3 IS NULL OR s.idempotency_key = ?3)
-               AND (?4 IS NULL OR s.provider_id = ?4)
-               AND s.at >= ?5 AND s.at < ?6
-             ORDER BY s.at, s.id LIMIT ?7",
-        )?;
-        let mut rows = stmt.query(params![
-            business,
-            filter.person,
-            filter.key,
-            filter.provider_id,
-            filter.since.map_or(i64::MIN, Timestamp::as_millis),
-            filter.until.map_or(i64::MAX, Timestamp::as_millis),
-            i64::try_from(limit).unwrap_or(i64::MAX),
-        ])?;
+             FROM sends s WHERE s.business_id = ?1 AND s.at >= ?2 AND s.at < ?3",
+        );
+        let mut args: Vec<rusqlite::types::Value> = vec![
+            business.into(),
+            filter.since.map_or(i64::MIN, Timestamp::as_millis).into(),
+            filter.until.map_or(i64::MAX, Timestamp::as_millis).into(),
+        ];
+        if let Some(key) = &filter.key {
+            args.push(key.clone().into());
+            sql.push_str(&format!(" AND s.idempotency_key = ?{}", args.len()));
+        }
+        if let Some(pid) = &filter.provider_id {
+            args.push(pid.clone().into());
+            sql.push_str(&format!(" AND s.provider_id = ?{}", args.len()));
+        }
+        if let Some(recipients) = &filter.recipients {
+            let mut marks = Vec::new();
+            for r in recipients {
+                args.push(r.clone().into());
+                marks.push(format!("?{}", args.len()));
+            }
+            sql.push_str(&format!(" AND s.recipient IN ({})", marks.join(", ")));
+        }
+        args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+        sql.push_str(&format!(" ORDER BY s.at, s.id LIMIT ?{}", args.len()));
+        let mut stmt = self.0.prepare(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
         let mut out = Vec::new();
         let mut ids = Vec::new();
         while let Some(r) = rows.next()? {

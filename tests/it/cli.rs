@@ -831,3 +831,74 @@ fn read_commands_leave_an_empty_file_alone() {
         );
     }
 }
+
+#[test]
+fn sends_by_user_finds_attempts_to_an_address_never_seen_before() {
+    let db = TempDb::new("cli-sends-new");
+    let o = run(Some(&db.0), &["ingest", "-"], Some(PEOPLE));
+    assert_eq!(o.status.code(), Some(0));
+    {
+        let gate = wagate::Gate::open(&db.0).unwrap();
+        let b = gate.business("default").unwrap();
+        let req = wagate::SendRequest::new(
+            "+14155238886",
+            "+15550009999",
+            wagate::Content::text("hello?"),
+        );
+        let out = b
+            .send(
+                &req,
+                "cold-1",
+                &wagate::transport::RecordingTransport::new(),
+            )
+            .unwrap();
+        assert!(!out.sent());
+    }
+    let o = run(
+        Some(&db.0),
+        &["sends", "--user", "whatsapp:+15550009999", "--json"],
+        None,
+    );
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 1, "{}", stdout(&o));
+    assert_eq!(
+        (lines[0]["key"].as_str(), lines[0]["reason"].as_str()),
+        (Some("cold-1"), Some("no_opt_in"))
+    );
+}
+
+#[test]
+fn verify_export_refuses_a_cut_off_start_unless_partial() {
+    let db = TempDb::new("cli-partial");
+    let o = run(Some(&db.0), &["ingest", "-"], Some(PEOPLE));
+    assert_eq!(o.status.code(), Some(0));
+    // The phone's trail has 1 event, the BSUID's 1 (the STOP): add one more
+    // so that an export can start mid-chain.
+    let more = r#"{"op":"consent","at":"2026-05-04T08:00:00Z","received_at":"2026-05-04T08:00:00Z","user":"whatsapp:+447700900123","action":"opt_in","source":"app"}"#;
+    assert_eq!(
+        run(Some(&db.0), &["ingest", "-"], Some(more)).status.code(),
+        Some(0)
+    );
+    let o = run(
+        Some(&db.0),
+        &["export", "--since", "2026-05-04T00:00:00Z"],
+        None,
+    );
+    let file = db.0.with_extension("since.jsonl");
+    std::fs::write(&file, stdout(&o)).unwrap();
+    let o = run(None, &["verify", "--export", file.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--partial"));
+    let o = run(
+        None,
+        &["verify", "--export", file.to_str().unwrap(), "--partial"],
+        None,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::remove_file(&file).ok();
+}

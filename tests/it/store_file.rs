@@ -720,3 +720,40 @@ fn a_refused_item_never_takes_its_batch_down() {
     assert_eq!(b.consent_history(&user(3)).unwrap().len(), 1);
     assert!(b.consent_history(&user(2)).unwrap().is_empty());
 }
+
+/// A key whose request was refused for now (a timeout may still have
+/// delivered it) cannot be reused for another request; the same request
+/// may retry.
+#[test]
+fn a_transiently_refused_key_names_its_request() {
+    let db = TempDb::new("retry-key");
+    let clock = Arc::new(ManualClock::new(t(HOUR + MINUTE)));
+    let gate = open(&db, &clock);
+    let b = gate.business("acme").unwrap();
+    for u in [1, 2] {
+        b.ingest(&inbound(
+            &user(u),
+            &sender(0),
+            MessageKind::Text,
+            "hi",
+            HOUR,
+            &format!("SM{u}"),
+        ))
+        .unwrap();
+    }
+    let transport = RecordingTransport::new();
+    transport.fail_next(wagate::transport::TransportError {
+        transient: true,
+        code: None,
+        message: "timeout".into(),
+    });
+    let a = SendRequest::between(sender(0), user(1), Content::text("A"));
+    let other = SendRequest::between(sender(0), user(2), Content::text("B"));
+    assert!(!b.send(&a, "k1", &transport).unwrap().sent());
+    assert!(matches!(
+        b.send(&other, "k1", &transport),
+        Err(Error::KeyReused(_))
+    ));
+    assert!(b.send(&a, "k1", &transport).unwrap().sent());
+    assert_eq!(transport.sent().len(), 1);
+}

@@ -22,6 +22,10 @@ pub struct Args {
     /// Also print every address's chain head.
     #[arg(long)]
     heads: bool,
+    /// With --export: accept trails that start mid-chain (an export made
+    /// with --since); their first prev is taken on trust.
+    #[arg(long, requires = "export")]
+    partial: bool,
     /// JSON Lines instead of sentences.
     #[arg(long)]
     json: bool,
@@ -159,8 +163,18 @@ fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
             None if seq == 1 && prev != Hash::ZERO => {
                 return Err(bad(n, format!("{} event 1 must have a zero prev", c.user)));
             }
-            // An export --since starts mid-chain: its first prev is an anchor.
-            None if seq > 1 => anchored += 1,
+            // An export --since starts mid-chain: its first prev is an anchor,
+            // accepted only when asked for (a cut-off start would hide events).
+            None if seq > 1 && args.partial => anchored += 1,
+            None if seq > 1 => {
+                return Err(bad(
+                    n,
+                    format!(
+                        "{} starts at event {seq}, not 1: events before it are missing (pass --partial for an export made with --since)",
+                        c.user
+                    ),
+                ));
+            }
             None => {}
         }
         let computed = Link {
