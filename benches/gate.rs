@@ -376,6 +376,16 @@ impl RawCheck {
         // own rows by primary key, and so does this baseline.
         if let Some((uid, _person, linked)) = found {
             assert!(!linked, "the fixture has no linked people");
+            // The gate checks that an unlinked address has no link.
+            let has_links: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM links WHERE business_id = ?1 AND phone_id = ?2)
+                         OR EXISTS (SELECT 1 FROM links WHERE business_id = ?1 AND bsuid_id = ?2)",
+                )
+                .unwrap()
+                .query_row(params![b, uid], |r| r.get(0))
+                .unwrap();
+            assert!(!has_links);
             // The address's trail, every column the chain covers.
             let mut stmt = tx
                 .prepare_cached(
