@@ -66,15 +66,30 @@ impl std::fmt::Debug for Gate {
 pub const MAX_BUSINESS_NAME: usize = 200;
 
 /// Checks a business name: non-empty, at most [`MAX_BUSINESS_NAME`]
-/// characters, no surrounding whitespace, no control characters.
+/// characters, no surrounding whitespace, no control or invisible
+/// characters.
+///
+/// ```
+/// use wagate::gate::check_business_name;
+/// assert!(check_business_name("acme-shop").is_ok());
+/// for bad in ["", " acme", "ac\u{200b}me", "acme\n", &"a".repeat(201)] {
+///     assert!(check_business_name(bad).is_err(), "{bad:?}");
+/// }
+/// ```
 ///
 /// # Errors
 /// [`Error::BusinessName`].
 pub fn check_business_name(name: &str) -> Result<()> {
+    // Invisible characters (zero-width spaces, direction marks, a soft
+    // hyphen) would make two names that look the same.
+    let invisible = |c: char| {
+        matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+    };
     let ok = !name.is_empty()
         && name.chars().count() <= MAX_BUSINESS_NAME
         && name.trim() == name
-        && !name.chars().any(char::is_control);
+        && !name.chars().any(|c| c.is_control() || invisible(c));
     if ok {
         Ok(())
     } else {
