@@ -67,7 +67,7 @@ pub struct SendQuery {
     pub until: Option<Timestamp>,
 }
 
-impl Business<'_> {
+impl Business {
     /// The consent history of the person an address belongs to, oldest
     /// first (by effective time), each event with the address it came
     /// under and whether it counts. Every chain is verified.

@@ -64,7 +64,7 @@ fn sender_phone(a: &Address) -> Result<()> {
     }
 }
 
-impl Business<'_> {
+impl Business {
     /// Ingests one event in its own transaction.
     ///
     /// ```
@@ -91,6 +91,7 @@ impl Business<'_> {
             event: event.clone(),
         };
         self.gate
+            .shared
             .committer
             .submit(job, |jobs| self.gate.commit_group(jobs))
     }

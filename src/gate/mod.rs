@@ -42,16 +42,24 @@ pub struct GateConfig {
 
 /// The policy gate over one SQLite database.
 ///
-/// `Gate` is `Send + Sync`: share it between threads behind an `Arc`.
+/// A cheap handle: `Clone`, `Send + Sync + 'static`; clones share the
+/// database, its connections and its group commit, so a service keeps one
+/// in its state and hands clones to threads and tasks.
+#[derive(Clone)]
 pub struct Gate {
+    shared: Arc<Shared>,
+    config: Arc<GateConfig>,
+    clock: Arc<dyn Clock>,
+}
+
+/// What every clone of a [`Gate`] shares.
+struct Shared {
     /// The one writer connection (SQLite has one writer).
     store: Mutex<Store>,
     /// A reader connection for file databases, so that checks do not wait
     /// behind a commit's fsync.
     reader: Option<Mutex<Store>>,
     committer: Committer,
-    config: GateConfig,
-    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -105,9 +113,8 @@ impl Gate {
     /// [`Error::SchemaTooNew`], [`Error::Corrupt`] or a store error.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let writer = Store::open(path.as_ref())?;
-        let mut gate = Self::from_store(writer);
-        gate.reader = Some(Mutex::new(Store::open_reader(path.as_ref())?));
-        Ok(gate)
+        let reader = Store::open_reader(path.as_ref())?;
+        Ok(Self::from_stores(writer, Some(reader)))
     }
 
     /// Opens a database file that must exist: what read-only tools use, so
@@ -118,9 +125,8 @@ impl Gate {
     /// [`Gate::open`].
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
         let writer = Store::open_existing(path.as_ref())?;
-        let mut gate = Self::from_store(writer);
-        gate.reader = Some(Mutex::new(Store::open_reader(path.as_ref())?));
-        Ok(gate)
+        let reader = Store::open_reader(path.as_ref())?;
+        Ok(Self::from_stores(writer, Some(reader)))
     }
 
     /// A gate on a private in-memory database.
@@ -128,27 +134,31 @@ impl Gate {
     /// # Errors
     /// A store error.
     pub fn open_in_memory() -> Result<Self> {
-        Ok(Self::from_store(Store::open_in_memory()?))
+        Ok(Self::from_stores(Store::open_in_memory()?, None))
     }
 
-    fn from_store(store: Store) -> Self {
+    fn from_stores(store: Store, reader: Option<Store>) -> Self {
         Gate {
-            store: Mutex::new(store),
-            reader: None,
-            committer: Committer::default(),
-            config: GateConfig::default(),
+            shared: Arc::new(Shared {
+                store: Mutex::new(store),
+                reader: reader.map(Mutex::new),
+                committer: Committer::default(),
+            }),
+            config: Arc::new(GateConfig::default()),
             clock: Arc::new(SystemClock),
         }
     }
 
-    /// Replaces the configuration.
+    /// Replaces the configuration (of this handle and the clones made from
+    /// it afterwards; the database is shared either way).
     #[must_use]
     pub fn with_config(mut self, config: GateConfig) -> Self {
-        self.config = config;
+        self.config = Arc::new(config);
         self
     }
 
-    /// Replaces the clock (for tests and replays).
+    /// Replaces the clock (for tests and replays), as
+    /// [`with_config`](Gate::with_config) does the configuration.
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -160,12 +170,17 @@ impl Gate {
         &self.config
     }
 
+    /// The handle's clock.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
     /// The handle of a business (tenant), created on first use.
     ///
     /// # Errors
     /// [`Error::BusinessName`] for a name that is empty, too long, has
     /// surrounding whitespace or control characters; a store error.
-    pub fn business(&self, name: &str) -> Result<Business<'_>> {
+    pub fn business(&self, name: &str) -> Result<Business> {
         check_business_name(name)?;
         // Look up first: a business exists after its first use, and a read
         // costs no commit.
@@ -178,7 +193,7 @@ impl Gate {
             })?,
         };
         Ok(Business {
-            gate: self,
+            gate: self.clone(),
             id,
             name: name.into(),
         })
@@ -190,10 +205,10 @@ impl Gate {
     /// # Errors
     /// [`Error::UnknownBusiness`] listing the known businesses, or a store
     /// error.
-    pub fn existing_business(&self, name: &str) -> Result<Business<'_>> {
+    pub fn existing_business(&self, name: &str) -> Result<Business> {
         match self.read(|db| db.business_id(name, false))? {
             Some(id) => Ok(Business {
-                gate: self,
+                gate: self.clone(),
                 id,
                 name: name.into(),
             }),
@@ -217,7 +232,7 @@ impl Gate {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Store>> {
-        self.store.lock().map_err(|_| Error::Poisoned)
+        self.shared.store.lock().map_err(|_| Error::Poisoned)
     }
 
     fn write<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
@@ -225,7 +240,7 @@ impl Gate {
     }
 
     fn read<T>(&self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<T> {
-        match &self.reader {
+        match &self.shared.reader {
             Some(r) => r.lock().map_err(|_| Error::Poisoned)?.read(f),
             None => self.lock()?.read(f),
         }
@@ -239,7 +254,7 @@ impl Gate {
             jobs.iter()
                 .map(|j| {
                     let b = Business {
-                        gate: self,
+                        gate: self.clone(),
                         id: j.business,
                         name: j.name.clone(),
                     };
@@ -254,10 +269,21 @@ impl Gate {
     }
 }
 
-/// One business of a [`Gate`].
+/// One business of a [`Gate`]: a cheap, owned handle (`Clone`, `Send +
+/// Sync + 'static`) that keeps the gate alive; resolve it once and keep it
+/// (in a service's state, in a task).
+///
+/// ```
+/// use wagate::{Business, Gate};
+/// fn assert_handle<T: Clone + Send + Sync + 'static>(_: &T) {}
+/// let acme: Business = Gate::open_in_memory()?.business("acme")?; // the gate lives on in it
+/// assert_handle(&acme);
+/// std::thread::spawn(move || acme.name().to_owned()).join().ok();
+/// # Ok::<(), wagate::Error>(())
+/// ```
 #[derive(Clone, Debug)]
-pub struct Business<'g> {
-    gate: &'g Gate,
+pub struct Business {
+    gate: Gate,
     id: i64,
     name: Arc<str>,
 }
@@ -315,7 +341,7 @@ impl SendOutcome {
     }
 }
 
-impl Business<'_> {
+impl Business {
     /// The business's name.
     pub fn name(&self) -> &str {
         &self.name

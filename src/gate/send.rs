@@ -58,7 +58,7 @@ pub(super) enum Reserved {
     Go(Box<(Decision, i64, OutboundMessage)>),
 }
 
-impl Business<'_> {
+impl Business {
     /// Decides a send request, records the attempt and its decision, and
     /// hands an allowed message to `transport`. A key that already reached
     /// the transport sends nothing and reports the first decision as a

@@ -227,11 +227,11 @@ impl Replay {
 
 /// The replay's business, creating its in-memory gate on first use (after
 /// a `config` line, if any).
-fn business<'g>(
-    gate: &'g mut Option<Gate>,
+fn business(
+    gate: &mut Option<Gate>,
     config: &GateConfig,
     clock: &Arc<ManualClock>,
-) -> Result<Business<'g>> {
+) -> Result<Business> {
     if gate.is_none() {
         *gate = Some(
             Gate::open_in_memory()?

@@ -590,7 +590,7 @@ fn person_checks(gate: &wagate::Gate) -> Vec<(u8, Verdict, Reason)> {
     out
 }
 
-fn templates_for_people(b: &wagate::Business<'_>) {
+fn templates_for_people(b: &wagate::Business) {
     for (name, category) in [("promo", Category::Marketing), ("info", Category::Utility)] {
         b.ingest(&Event::Template(wagate::TemplateRecord {
             name: name.into(),

@@ -42,7 +42,7 @@ impl Drop for TempDb {
 }
 
 /// The user opted in at t(0) and wrote to sender 0 at t(1h) (id SM1).
-fn opted_in_and_wrote(b: &wagate::Business<'_>, u: &wagate::Address) {
+fn opted_in_and_wrote(b: &wagate::Business, u: &wagate::Address) {
     b.ingest(&consent(u, Action::OptIn, Scope::All, 0)).unwrap();
     b.ingest(&inbound(
         u,

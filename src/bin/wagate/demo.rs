@@ -35,7 +35,7 @@ impl Drop for TempDir {
 }
 
 struct Story<'a, W: Write> {
-    b: Business<'a>,
+    b: Business,
     clock: Arc<ManualClock>,
     transport: RecordingTransport,
     out: &'a mut W,

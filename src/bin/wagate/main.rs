@@ -192,7 +192,7 @@ impl Db<'_> {
 }
 
 /// A business that must exist, for read commands.
-pub fn existing_business<'g>(gate: &'g Gate, name: &str) -> Result<Business<'g>, Fail> {
+pub fn existing_business(gate: &Gate, name: &str) -> Result<Business, Fail> {
     Ok(gate.existing_business(name)?)
 }
 
