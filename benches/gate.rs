@@ -771,9 +771,46 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(4))
 }
 
+/// Checks from several threads on one shared business handle: the time per
+/// check when `threads` threads share the work (throughput = 1 / time).
+fn bench_check_threads(c: &mut Criterion) {
+    let big = fixture(1_000_000);
+    let reqs = Arc::new(requests(1_000_000, 20_000));
+    warm(&big);
+    let gate = gate_on(&big);
+    let business = gate.business(BUSINESS).unwrap();
+    let mut g = c.benchmark_group("check_threads");
+    g.throughput(Throughput::Elements(1));
+    for threads in [1usize, 2, 8] {
+        g.bench_function(threads.to_string(), |b| {
+            b.iter_custom(|iters| {
+                let per = iters.div_ceil(threads as u64);
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for t in 0..threads {
+                        let business = business.clone();
+                        let reqs = reqs.clone();
+                        s.spawn(move || {
+                            for i in 0..per as usize {
+                                let r = &reqs[(t * 7919 + i) % reqs.len()];
+                                black_box(business.check(r).unwrap());
+                            }
+                        });
+                    }
+                });
+                // Time per check: the wall time over all checks done.
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per * threads as u64) as f64)
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_decide, bench_check, bench_ingest
+    targets = bench_decide, bench_check, bench_check_threads, bench_ingest
 }
 criterion_main!(benches);

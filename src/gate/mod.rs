@@ -14,6 +14,7 @@
 mod audit;
 mod commit;
 mod ingest;
+mod readers;
 mod send;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ use crate::store::{Addresses, BusinessRef, Db, Store, Writer};
 use crate::time::{Clock, SystemClock, Timestamp};
 
 use commit::{Committer, Job};
+use readers::Readers;
 
 pub use audit::{ConsentRecord, PersonView, SendQuery};
 
@@ -56,9 +58,9 @@ pub struct Gate {
 struct Shared {
     /// The one writer connection (SQLite has one writer).
     store: Mutex<Store>,
-    /// A reader connection for file databases, so that checks do not wait
-    /// behind a commit's fsync.
-    reader: Option<Mutex<Store>>,
+    /// Reader connections for file databases, so that checks run beside
+    /// each other and beside a commit's fsync.
+    readers: Option<Readers>,
     committer: Committer,
 }
 
@@ -113,8 +115,7 @@ impl Gate {
     /// [`Error::SchemaTooNew`], [`Error::Corrupt`] or a store error.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let writer = Store::open(path.as_ref())?;
-        let reader = Store::open_reader(path.as_ref())?;
-        Ok(Self::from_stores(writer, Some(reader)))
+        Ok(Self::from_stores(writer, Some(Readers::new(path.as_ref()))))
     }
 
     /// Opens a database file that must exist: what read-only tools use, so
@@ -125,8 +126,7 @@ impl Gate {
     /// [`Gate::open`].
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
         let writer = Store::open_existing(path.as_ref())?;
-        let reader = Store::open_reader(path.as_ref())?;
-        Ok(Self::from_stores(writer, Some(reader)))
+        Ok(Self::from_stores(writer, Some(Readers::new(path.as_ref()))))
     }
 
     /// A gate on a private in-memory database.
@@ -137,11 +137,11 @@ impl Gate {
         Ok(Self::from_stores(Store::open_in_memory()?, None))
     }
 
-    fn from_stores(store: Store, reader: Option<Store>) -> Self {
+    fn from_stores(store: Store, readers: Option<Readers>) -> Self {
         Gate {
             shared: Arc::new(Shared {
                 store: Mutex::new(store),
-                reader: reader.map(Mutex::new),
+                readers,
                 committer: Committer::default(),
             }),
             config: Arc::new(GateConfig::default()),
@@ -168,6 +168,12 @@ impl Gate {
     /// The configuration.
     pub fn config(&self) -> &GateConfig {
         &self.config
+    }
+
+    /// How many reader connections checks may use at once (1 for an
+    /// in-memory gate, whose one connection does everything).
+    pub fn readers(&self) -> usize {
+        self.shared.readers.as_ref().map_or(1, Readers::size)
     }
 
     /// The handle's clock.
@@ -240,8 +246,8 @@ impl Gate {
     }
 
     fn read<T>(&self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<T> {
-        match &self.shared.reader {
-            Some(r) => r.lock().map_err(|_| Error::Poisoned)?.read(f),
+        match &self.shared.readers {
+            Some(r) => r.read(f),
             None => self.lock()?.read(f),
         }
     }

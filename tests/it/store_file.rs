@@ -757,3 +757,43 @@ fn a_transiently_refused_key_names_its_request() {
     assert!(b.send(&a, "k1", &transport).unwrap().sent());
     assert_eq!(transport.sent().len(), 1);
 }
+
+/// Checks from several threads run on the reader pool beside a writer, and
+/// see every event committed before they started.
+#[test]
+fn checks_from_many_threads_share_the_reader_pool() {
+    let db = TempDb::new("readers");
+    let clock = Arc::new(ManualClock::new(t(HOUR + MINUTE)));
+    let gate = open(&db, &clock);
+    assert!(gate.readers() >= 2);
+    let b = gate.business("acme").unwrap();
+    b.ingest(&inbound(
+        &user(1),
+        &sender(0),
+        MessageKind::Text,
+        "hi",
+        HOUR,
+        "SM1",
+    ))
+    .unwrap();
+    let req = SendRequest::between(sender(0), user(1), Content::text("hi"));
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let (b, req) = (b.clone(), req.clone());
+            s.spawn(move || {
+                for _ in 0..200 {
+                    assert_eq!(b.check(&req).unwrap().reason, Reason::WindowOpen);
+                }
+            });
+        }
+        let writer = b.clone();
+        s.spawn(move || {
+            for i in 0..50 {
+                writer
+                    .ingest(&consent(&user(2), Action::OptIn, Scope::All, i))
+                    .unwrap();
+            }
+        });
+    });
+    assert_eq!(b.consent_history(&user(2)).unwrap().len(), 50);
+}
