@@ -399,6 +399,50 @@ impl Business {
         self.gate.read(|db| self.decide(db, req, t, Some(t)))
     }
 
+    /// Decides many requests in one read transaction (one consistent
+    /// snapshot): the campaign pre-flight, "who may receive this?". Each
+    /// item is decided now (`None`) or as of a time (`Some(t)`, as
+    /// [`check_as_of`](Business::check_as_of)); one item's trouble (a
+    /// broken chain, say) is its own error and the others are decided.
+    ///
+    /// ```
+    /// use wagate::{Content, Gate, Reason, SendRequest};
+    /// let acme = Gate::open_in_memory()?.business("acme")?;
+    /// let reqs: Vec<_> = ["+15550001111", "bsuid:US.1", "+0123"]
+    ///     .iter()
+    ///     .map(|to| (SendRequest::new("+14155238886", to, Content::text("Sale!")), None))
+    ///     .collect();
+    /// let out = acme.check_many(&reqs)?;
+    /// assert_eq!(out[0].as_ref().map(|d| d.reason).ok(), Some(Reason::NoOptIn));
+    /// assert_eq!(out[2].as_ref().map(|d| d.reason).ok(), Some(Reason::InvalidAddress));
+    /// # Ok::<(), wagate::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A store error that fails the whole read (each item's own error is in
+    /// its slot).
+    pub fn check_many(
+        &self,
+        requests: &[(SendRequest, Option<Timestamp>)],
+    ) -> Result<Vec<Result<Decision>>> {
+        let now = self.gate.clock.now();
+        self.gate.read(|db| {
+            requests
+                .iter()
+                .map(|(req, at)| {
+                    let r = match at {
+                        Some(t) => self.decide(db, req, *t, Some(*t)),
+                        None => self.decide(db, req, now, None),
+                    };
+                    match r {
+                        Err(e) if e.is_store_failure() => Err(e),
+                        r => Ok(r),
+                    }
+                })
+                .collect()
+        })
+    }
+
     /// Gathers the facts of a request from the store: per person (R8),
     /// chains verified; with `as_of`, only what was received by then.
     fn facts(&self, db: Db<'_>, req: &SendRequest, as_of: Option<Timestamp>) -> Result<Facts> {

@@ -227,7 +227,8 @@ fn usage_and_bad_input_exit_codes() {
         ],
         None,
     );
-    assert_eq!(o.status.code(), Some(0));
+    // A decision, not an error: exit 4 says deny.
+    assert_eq!(o.status.code(), Some(4));
     assert!(stdout(&o).contains("invalid_address"));
     for cmd in [
         "replay",
@@ -901,4 +902,135 @@ fn verify_export_refuses_a_cut_off_start_unless_partial() {
         String::from_utf8_lossy(&o.stderr)
     );
     std::fs::remove_file(&file).ok();
+}
+
+#[test]
+fn check_exit_codes_say_the_verdict_and_a_file_checks_many() {
+    let db = TempDb::new("cli-verdicts");
+    assert_eq!(
+        run(Some(&db.0), &["ingest", "-"], Some(EVENTS))
+            .status
+            .code(),
+        Some(1)
+    );
+    let check = |to: &str, at: &str| {
+        run(
+            Some(&db.0),
+            &[
+                "check",
+                "--from",
+                "+14155238886",
+                "--to",
+                to,
+                "--text",
+                "x",
+                "--at",
+                at,
+            ],
+            None,
+        )
+        .status
+        .code()
+    };
+    assert_eq!(
+        check("+15550002222", "2026-03-01T10:30:00Z"),
+        Some(0),
+        "allow"
+    );
+    assert_eq!(
+        check("+15550001111", "2026-03-05T10:30:00Z"),
+        Some(4),
+        "deny: opted out"
+    );
+    let o = run(
+        Some(&db.0),
+        &[
+            "check",
+            "--from",
+            "+14155238886",
+            "--to",
+            "+15550002222",
+            "--template",
+            "shipped",
+            "--language",
+            "en",
+            "--var",
+            "A",
+            "--at",
+            "2026-03-05T10:30:00Z",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(4), "deny: no opt-in for a template");
+    // Many requests from a file (or -): one decision per line, in order.
+    let requests = r#"{"from":"+14155238886","to":"+15550002222","text":"x","at":"2026-03-01T10:30:00Z"}
+# a comment
+{"op":"check","from":"+14155238886","to":"+15550001111","template":"shipped","language":"en","variables":["A"]}
+{"from":"+14155238886","to":"+15550009999","text":"x","colour":"red"}
+{"op":"send","from":"+14155238886","to":"+15550009999","text":"x"}
+"#;
+    let o = run(Some(&db.0), &["check", "-"], Some(requests));
+    assert_eq!(o.status.code(), Some(1), "two lines erred");
+    let lines = json_lines(&o);
+    let got: Vec<(u64, String)> = lines
+        .iter()
+        .map(|l| {
+            let what = l.get("error").map_or_else(
+                || {
+                    format!(
+                        "{}/{}",
+                        l["decision"].as_str().unwrap(),
+                        l["reason"].as_str().unwrap()
+                    )
+                },
+                |_| "error".to_owned(),
+            );
+            (l["line"].as_u64().unwrap(), what)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "allow/window_open".to_owned()),
+            (3, "deny/opted_out".to_owned()),
+            (4, "error".to_owned()),
+            (5, "error".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let db = TempDb::new("cli-pipe");
+    let many: String = (0..20_000)
+        .map(|i| format!(r#"{{"op":"consent","at":"2026-03-01T08:00:00Z","user":"whatsapp:+1555{i:07}","action":"opt_in","source":"form"}}"#) + "\n")
+        .collect();
+    // From a file: piping 20,000 lines in while their acks pile up unread
+    // would fill both pipes.
+    let input = db.0.with_extension("in.jsonl");
+    std::fs::write(&input, &many).unwrap();
+    let o = run(Some(&db.0), &["ingest", input.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(0));
+    std::fs::remove_file(&input).ok();
+    let mut child = wagate()
+        .arg("--db")
+        .arg(&db.0)
+        .arg("export")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader goes away after one line, as `| head -1` does.
+    let o = child.wait_with_output().unwrap();
+    assert!(first.contains("\"op\":\"consent\""));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "",
+        "no complaint about the pipe"
+    );
+    assert_eq!(o.status.code(), Some(0));
 }

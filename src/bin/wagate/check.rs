@@ -2,21 +2,29 @@
 
 use std::io::Write;
 
-use wagate::{Content, Decision, Purpose, SendRequest, Variables};
+use wagate::scenario::{Line, Output, parse_line};
+use wagate::{Content, Decision, Purpose, SendRequest, Timestamp, Variables, Verdict};
 
 use crate::{EXIT_BAD_INPUT, EXIT_USAGE, Fail, json, parse_time};
 
 /// `wagate check` arguments.
 #[derive(clap::Args)]
 pub struct Args {
+    /// Many requests instead of one: a JSON Lines file (or - for standard
+    /// input) of `check` lines, one decision printed per line.
+    #[arg(value_name = "FILE", conflicts_with_all = ["from", "to", "text", "template", "at", "human", "batch"])]
+    requests: Option<String>,
+    /// The same as FILE.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["from", "to", "text", "template", "at", "human"])]
+    batch: Option<String>,
     /// The business's sender (a phone).
-    #[arg(long)]
-    from: String,
+    #[arg(long, required_unless_present_any = ["requests", "batch"])]
+    from: Option<String>,
     /// The user: a phone or bsuid:<id>.
-    #[arg(long)]
-    to: String,
+    #[arg(long, required_unless_present_any = ["requests", "batch"])]
+    to: Option<String>,
     /// A freeform text.
-    #[arg(long, conflicts_with_all = ["template", "language", "var", "vars"], required_unless_present = "template")]
+    #[arg(long, conflicts_with_all = ["template", "language", "var", "vars"], required_unless_present_any = ["template", "requests", "batch"])]
     text: Option<String>,
     /// A template name (with --language).
     #[arg(long, requires = "language")]
@@ -41,8 +49,24 @@ pub struct Args {
     human: bool,
 }
 
-/// Decides one request and prints it.
+/// Exit code of a `template_required` answer.
+pub const EXIT_TEMPLATE_REQUIRED: u8 = 3;
+/// Exit code of a `deny`.
+pub const EXIT_DENY: u8 = 4;
+
+/// Decides one request and prints it; the exit code says the verdict
+/// (allow 0, template_required 3, deny 4). With a file of requests, one
+/// decision per line.
 pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> {
+    if let Some(file) = args.requests.as_deref().or(args.batch.as_deref()) {
+        return many(db, business, file);
+    }
+    let (Some(from), Some(to)) = (&args.from, &args.to) else {
+        return Err(Fail(
+            EXIT_USAGE,
+            "need --from and --to, or a file of requests".into(),
+        ));
+    };
     let content = match (&args.text, &args.template, &args.language) {
         (Some(text), _, _) => Content::text(text.clone()),
         (None, Some(name), Some(language)) => {
@@ -64,7 +88,7 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
             ));
         }
     };
-    let mut req = SendRequest::new(&args.from, &args.to, content);
+    let mut req = SendRequest::new(from, to, content);
     if let Some(p) = &args.purpose {
         req = req.with_purpose(Purpose::parse(p));
     }
@@ -85,7 +109,95 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
     } else {
         writeln!(out, "{}", json(&d))?;
     }
-    Ok(0)
+    Ok(match d.verdict {
+        Verdict::Allow => 0,
+        Verdict::TemplateRequired => EXIT_TEMPLATE_REQUIRED,
+        Verdict::Deny => EXIT_DENY,
+    })
+}
+
+/// Requests decided per read transaction.
+const CHUNK: usize = 1000;
+
+/// The campaign pre-flight: `check` lines in, one decision out per line.
+/// A line may leave out `op` (it is a check) and `at` (decided now); with
+/// `at` it is decided as of that time, as `--at` does.
+fn many(db: &crate::Db<'_>, business: &str, file: &str) -> Result<u8, Fail> {
+    let gate = db.existing(None)?;
+    let b = crate::existing_business(&gate, business)?;
+    let rx = crate::lines::reader(file)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed = false;
+    let mut pending: Vec<(usize, Parsed)> = Vec::new();
+    let flush = |pending: &mut Vec<(usize, Parsed)>,
+                 out: &mut dyn Write,
+                 failed: &mut bool|
+     -> Result<(), Fail> {
+        let requests: Vec<(SendRequest, Option<Timestamp>)> = pending
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok().cloned())
+            .collect();
+        let mut decisions = b.check_many(&requests)?.into_iter();
+        for (n, parsed) in pending.drain(..) {
+            let o = match parsed {
+                Err(e) => Output::error(n, &e),
+                Ok(_) => match decisions.next() {
+                    Some(Ok(d)) => Output::value(n, &d),
+                    Some(Err(e)) => Output::error(n, &e.to_string()),
+                    None => Output::error(n, "internal: missing decision"),
+                },
+            };
+            *failed |= o.is_error;
+            writeln!(out, "{}", o.json)?;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    let mut n = 0;
+    for line in rx {
+        n += 1;
+        match line {
+            Ok(text) if text.trim().is_empty() || text.trim_start().starts_with('#') => continue,
+            Ok(text) => pending.push((n, request_line(&text))),
+            Err(e) => pending.push((n, Err(e))),
+        }
+        if pending.len() >= CHUNK {
+            flush(&mut pending, &mut out, &mut failed)?;
+        }
+    }
+    flush(&mut pending, &mut out, &mut failed)?;
+    Ok(if failed { EXIT_BAD_INPUT } else { 0 })
+}
+
+/// A request line: the request and its `at`, or why it is not one.
+type Parsed = Result<(SendRequest, Option<Timestamp>), String>;
+
+/// One `check` line: the scenario shape, `op` and `at` optional.
+fn request_line(text: &str) -> Parsed {
+    let value = wagate::scenario::parse_json(text).map_err(|e| format!("bad JSON: {e}"))?;
+    let serde_json::Value::Object(mut obj) = value else {
+        return Err("expected a JSON object (a check line)".into());
+    };
+    match obj.get("op") {
+        None => {
+            obj.insert("op".into(), "check".into());
+        }
+        Some(op) if op == "check" => {}
+        Some(op) => return Err(format!("a request file holds check lines, not {op}")),
+    }
+    let at = match obj.get("at") {
+        None => {
+            // Any valid time: the line is decided now.
+            obj.insert("at".into(), "1970-01-01T00:00:00Z".into());
+            None
+        }
+        Some(_) => Some(()),
+    };
+    match parse_line(&serde_json::Value::Object(obj).to_string()) {
+        Ok(Line::Ask { at: t, request, .. }) => Ok((request, at.map(|()| t))),
+        Ok(_) => Err("expected a check line".into()),
+        Err(e) => Err(e.0),
+    }
 }
 
 /// The decision as one sentence.

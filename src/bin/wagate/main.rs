@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success; 1 bad input (a line or row that failed, an
 //! argument value that is wrong, a store error, a broken consent chain); 2
-//! usage (unknown command or flag, missing database setting).
+//! usage (unknown command or flag, missing database setting); `check` of one
+//! request: 3 template_required, 4 deny. A closed output pipe ends quietly.
 //!
 //! One file per command; this one holds the clap tree and the dispatch.
 
@@ -37,7 +38,8 @@ pub const EXIT_USAGE: u8 = 2;
     name = "wagate",
     version,
     about = "A policy gate for WhatsApp Business messages: may this message go out now, and in what form?",
-    after_help = "Exit codes: 0 ok, 1 bad input (a failed line or row, a wrong value, a store error), 2 usage.\n\n\
+    after_help = "Exit codes: 0 ok, 1 bad input (a failed line or row, a wrong value, a store error), 2 usage;\n\
+        check of one request: 0 allow, 3 template_required, 4 deny.\n\n\
         Write commands (ingest, import, templates set) create the database and the business;\n\
         read commands (check, history, export, sends, stats, templates list, verify) never do.\n\nStart with: wagate demo"
 )]
@@ -74,10 +76,13 @@ enum Command {
         Prints {\"line\": N, \"ok\": true} once the line's transaction committed, or an error line."
     )]
     Ingest(ingest::Args),
-    /// Decide a send now (or as of --at), recording nothing.
+    /// Decide a send now (or as of --at), recording nothing; or many, from a file.
     #[command(
         after_help = "Examples:\n  wagate --db shop.db check --from whatsapp:+14155238886 --to whatsapp:+15550001111 --text 'Hi!'\n  \
-        wagate --db shop.db check --from +14155238886 --to bsuid:US.13491208655302741918 --template order_update --language en --var A-17 --human"
+        wagate --db shop.db check --from +14155238886 --to bsuid:US.13491208655302741918 --template order_update --language en --var A-17 --human\n  \
+        wagate --db shop.db check campaign.jsonl > decisions.jsonl\n\n\
+        Exit code of one check: 0 allow, 3 template_required, 4 deny. A file holds check lines\n\
+        ({\"from\":..,\"to\":..,\"template\":..,\"language\":..}; op and at optional): one decision per line, exit 1 if a line erred."
     )]
     Check(check::Args),
     /// A person's addresses, links, consent trail and windows: what an auditor asks for.
@@ -135,6 +140,10 @@ impl From<wagate::Error> for Fail {
 
 impl From<std::io::Error> for Fail {
     fn from(e: std::io::Error) -> Self {
+        // The reader went away (`wagate export | head`): end quietly.
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Fail(0, String::new());
+        }
         Fail(EXIT_BAD_INPUT, e.to_string())
     }
 }
@@ -144,7 +153,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(Fail(code, msg)) => {
-            eprintln!("wagate: {msg}");
+            if !msg.is_empty() {
+                eprintln!("wagate: {msg}");
+            }
             ExitCode::from(code)
         }
     }
