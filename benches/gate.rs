@@ -477,7 +477,9 @@ fn bench_check(c: &mut Criterion) {
                 k = (k + 1) % batches.len();
                 black_box(business.check_many(&batches[k]).unwrap());
             }
-            start.elapsed().mul_f64(iters as f64 / (rounds * 1000) as f64)
+            start
+                .elapsed()
+                .mul_f64(iters as f64 / (rounds * 1000) as f64)
         })
     });
     let mut raw = RawCheck::new(&big);

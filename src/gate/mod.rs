@@ -32,6 +32,7 @@ use commit::{Committer, Job};
 use readers::Readers;
 
 pub use audit::{ConsentRecord, PersonView, SendQuery};
+pub use send::{Pending, Reservation};
 
 /// Settings of a gate.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -58,6 +58,42 @@ pub(super) enum Reserved {
     Go(Box<(Decision, i64, OutboundMessage)>),
 }
 
+/// The first half of a two-phase send ([`Business::reserve`]): either the
+/// answer already (not allowed, or a duplicate), or an allowed message
+/// whose key is now reserved, for the caller to hand to its own HTTP client
+/// and then [`complete`](Business::complete).
+// One per send, moved once: its size does not matter, its shape does.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+#[must_use = "an allowed message is reserved: send it, then call complete (a dropped reservation keeps its key, so a retry reports a duplicate)"]
+pub enum Reservation {
+    /// Nothing to send: the decision was not `allow`, or the key already
+    /// reached the transport (`delivery` says which).
+    Done(SendOutcome),
+    /// Allowed and reserved: send `message`, then complete.
+    Ready(Pending),
+}
+
+/// An allowed, reserved message waiting for the provider's answer.
+#[derive(Debug)]
+pub struct Pending {
+    decision: Decision,
+    id: i64,
+    message: OutboundMessage,
+}
+
+impl Pending {
+    /// What to hand to the provider.
+    pub fn message(&self) -> &OutboundMessage {
+        &self.message
+    }
+
+    /// The decision that allowed it.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+}
+
 impl Business {
     /// Decides a send request, records the attempt and its decision, and
     /// hands an allowed message to `transport`. A key that already reached
@@ -88,6 +124,40 @@ impl Business {
         key: &str,
         transport: &T,
     ) -> Result<SendOutcome> {
+        match self.reserve(req, key)? {
+            Reservation::Done(outcome) => Ok(outcome),
+            Reservation::Ready(pending) => {
+                let answer = transport.send(pending.message());
+                self.complete(pending, &answer)
+            }
+        }
+    }
+
+    /// The first half of a two-phase send, for callers with their own HTTP
+    /// client: decides and, if allowed, reserves the key in one
+    /// transaction. Send [`Pending::message`] yourself, then
+    /// [`complete`](Business::complete) with the answer. A reservation that
+    /// is never completed keeps its key: a retry reports a duplicate
+    /// instead of sending twice.
+    ///
+    /// ```
+    /// use wagate::gate::Reservation;
+    /// use wagate::transport::{Receipt, TransportError};
+    /// use wagate::{Address, Content, Event, Gate, InboundMessage, SendRequest, Timestamp};
+    /// let acme = Gate::open_in_memory()?.business("acme")?;
+    /// let (user, shop) = (Address::parse("+15550001111")?, Address::parse("+14155238886")?);
+    /// acme.ingest(&Event::Inbound(InboundMessage::text(user.clone(), shop.clone(), "hi", Timestamp::now())))?;
+    /// let req = SendRequest::between(shop, user, Content::text("hello"));
+    /// let Reservation::Ready(pending) = acme.reserve(&req, "k1")? else { panic!("allowed") };
+    /// // ... your own HTTP call with pending.message() ...
+    /// let answer: Result<Receipt, TransportError> = Ok(Receipt { provider_id: "SM123".into() });
+    /// assert!(acme.complete(pending, &answer)?.sent());
+    /// # Ok::<(), wagate::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Business::send`].
+    pub fn reserve(&self, req: &SendRequest, key: &str) -> Result<Reservation> {
         if key.is_empty() {
             return Err(Error::InvalidEvent(
                 "idempotency key must not be empty".into(),
@@ -98,15 +168,34 @@ impl Business {
         // the moment of reservation.
         let reserved = self
             .gate
-            .write(|w| self.reserve(w.db(), req, key, self.gate.clock.now()))?;
-        let (decision, id, message) = match reserved {
-            Reserved::Done(outcome) => return Ok(*outcome),
-            Reserved::Go(go) => *go,
-        };
-        let answer = transport.send(&message);
+            .write(|w| self.reserve_in(w.db(), req, key, self.gate.clock.now()))?;
+        Ok(match reserved {
+            Reserved::Done(outcome) => Reservation::Done(*outcome),
+            Reserved::Go(go) => {
+                let (decision, id, message) = *go;
+                Reservation::Ready(Pending {
+                    decision,
+                    id,
+                    message,
+                })
+            }
+        })
+    }
+
+    /// The second half of a two-phase send: records the provider's answer
+    /// for a reserved message (an error code is fed back as RULES R7 says).
+    ///
+    /// # Errors
+    /// A store error; the key then stays reserved.
+    pub fn complete<A: Accepted, E: Failure>(
+        &self,
+        pending: Pending,
+        answer: &std::result::Result<A, E>,
+    ) -> Result<SendOutcome> {
+        let Pending { decision, id, .. } = pending;
         let delivery = self.gate.write(|w| {
             let db = w.db();
-            match &answer {
+            match answer {
                 Ok(receipt) => {
                     let pid = receipt.provider_id();
                     db.finish_send(id, SendState::Sent, Some(pid), None, None)?;
@@ -138,7 +227,7 @@ impl Business {
         Ok(SendOutcome { decision, delivery })
     }
 
-    fn reserve(
+    fn reserve_in(
         &self,
         db: Db<'_>,
         req: &SendRequest,

@@ -797,3 +797,40 @@ fn checks_from_many_threads_share_the_reader_pool() {
     });
     assert_eq!(b.consent_history(&user(2)).unwrap().len(), 50);
 }
+
+/// A two-phase send whose reservation is never completed (the process
+/// died, the future was dropped) keeps its key: a retry is a duplicate and
+/// nothing goes out twice.
+#[test]
+fn an_abandoned_reservation_never_sends_twice() {
+    use wagate::gate::Reservation;
+    let db = TempDb::new("two-phase");
+    let clock = Arc::new(ManualClock::new(t(HOUR + MINUTE)));
+    let gate = open(&db, &clock);
+    let b = gate.business("acme").unwrap();
+    b.ingest(&inbound(
+        &user(1),
+        &sender(0),
+        MessageKind::Text,
+        "hi",
+        HOUR,
+        "SM1",
+    ))
+    .unwrap();
+    let req = SendRequest::between(sender(0), user(1), Content::text("hello"));
+    let Reservation::Ready(pending) = b.reserve(&req, "k1").unwrap() else {
+        panic!("allowed and reserved");
+    };
+    assert_eq!(pending.message().key, "k1");
+    drop(pending);
+    let transport = RecordingTransport::new();
+    let again = b.send(&req, "k1", &transport).unwrap();
+    assert!(again.duplicate());
+    assert!(transport.sent().is_empty());
+    // Reopened: the reservation is durable.
+    drop(gate);
+    let gate = open(&db, &clock);
+    let b = gate.business("acme").unwrap();
+    assert!(b.send(&req, "k1", &transport).unwrap().duplicate());
+    assert!(transport.sent().is_empty());
+}
