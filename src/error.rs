@@ -108,6 +108,10 @@ pub enum Error {
     /// SQLite failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),
+    /// A background task doing store work (the async facade's blocking
+    /// pool) panicked or was cancelled by its runtime.
+    #[error("a background store task did not finish: {0}")]
+    Background(String),
     /// A thread panicked while holding the store.
     #[error("the store lock is poisoned by an earlier panic; reopen the gate")]
     Poisoned,

@@ -74,6 +74,22 @@ impl<T: Transport + ?Sized> Transport for &T {
     }
 }
 
+/// Sends one message to a provider, asynchronously (feature `tokio`): the
+/// same shape as [`Transport`], as lettre pairs its transports.
+#[cfg(feature = "tokio")]
+pub trait AsyncTransport: Sync {
+    /// The provider's answer for an accepted message.
+    type Ok: Accepted + Send + 'static;
+    /// The provider's refusal.
+    type Error: Failure + Send + 'static;
+    /// Sends `message`. Called only for allowed messages, with no database
+    /// transaction or lock held.
+    fn send(
+        &self,
+        message: &OutboundMessage,
+    ) -> impl std::future::Future<Output = Result<Self::Ok, Self::Error>> + Send;
+}
+
 /// A plain receipt: the provider's message id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Receipt {
@@ -142,6 +158,18 @@ impl RecordingTransport {
         if let Ok(mut q) = self.fail_next.lock() {
             q.insert(0, error);
         }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl AsyncTransport for RecordingTransport {
+    type Ok = Receipt;
+    type Error = TransportError;
+    fn send(
+        &self,
+        message: &OutboundMessage,
+    ) -> impl std::future::Future<Output = Result<Receipt, TransportError>> + Send {
+        std::future::ready(Transport::send(self, message))
     }
 }
 

@@ -16,6 +16,8 @@ mod commit;
 mod ingest;
 mod readers;
 mod send;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};

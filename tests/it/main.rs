@@ -9,6 +9,8 @@
     clippy::indexing_slicing
 )]
 
+#[cfg(feature = "tokio")]
+mod async_gate;
 mod cli;
 mod common;
 mod docs;

@@ -1,0 +1,103 @@
+//! The async facade (feature `tokio`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use wagate::gate::tokio::AsyncBusiness;
+use wagate::transport::{
+    AsyncTransport, OutboundMessage, Receipt, RecordingTransport, TransportError,
+};
+use wagate::{Content, MessageKind, Reason, SendRequest};
+
+use crate::common::*;
+
+/// A provider that takes the message and never answers.
+struct Hangs(Arc<AtomicUsize>);
+
+impl AsyncTransport for Hangs {
+    type Ok = Receipt;
+    type Error = TransportError;
+    fn send(
+        &self,
+        _: &OutboundMessage,
+    ) -> impl std::future::Future<Output = Result<Receipt, TransportError>> + Send {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        std::future::pending()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_dropped_after_its_reservation_never_sends_twice() {
+    let (gate, clock) = gate();
+    clock.set(t(HOUR + MINUTE));
+    let b = AsyncBusiness::new(gate.business("acme").unwrap());
+    b.ingest(inbound(
+        &user(1),
+        &sender(0),
+        MessageKind::Text,
+        "hi",
+        HOUR,
+        "SM1",
+    ))
+    .await
+    .unwrap();
+    let req = SendRequest::between(sender(0), user(1), Content::text("hello"));
+    assert_eq!(
+        b.check(req.clone()).await.unwrap().reason,
+        Reason::WindowOpen
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let hangs = Hangs(calls.clone());
+    let dropped = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        b.send(req.clone(), "k1".into(), &hangs),
+    )
+    .await;
+    assert!(dropped.is_err(), "the provider never answered");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the message was handed over once"
+    );
+    // The retry finds the key reserved: a duplicate, nothing sent again.
+    let recording = RecordingTransport::new();
+    let again = b.send(req.clone(), "k1".into(), &recording).await.unwrap();
+    assert!(again.duplicate());
+    assert!(recording.sent().is_empty());
+    // Another key goes out.
+    let out = b.send(req, "k2".into(), &recording).await.unwrap();
+    assert!(out.sent());
+    assert_eq!(recording.sent().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_async_facade_decides_as_the_sync_gate() {
+    let (gate, clock) = gate();
+    clock.set(t(2 * HOUR));
+    let sync = gate.business("acme").unwrap();
+    let b = AsyncBusiness::new(sync.clone());
+    let events = vec![
+        consent(&user(1), wagate::Action::OptIn, wagate::Scope::All, 0),
+        inbound(&user(2), &sender(0), MessageKind::Text, "STOP", HOUR, "SM9"),
+    ];
+    assert!(
+        b.ingest_batch(events)
+            .await
+            .unwrap()
+            .iter()
+            .all(Result::is_ok)
+    );
+    let reqs: Vec<_> = [1u8, 2, 3]
+        .iter()
+        .map(|u| {
+            (
+                SendRequest::between(sender(0), user(*u), Content::text("x")),
+                None,
+            )
+        })
+        .collect();
+    let many = b.check_many(reqs.clone()).await.unwrap();
+    for ((req, _), d) in reqs.iter().zip(many) {
+        assert_eq!(d.unwrap(), sync.check(req).unwrap());
+    }
+}
