@@ -8,17 +8,38 @@
 //! facts behind it.
 //!
 //! It keeps what the answer depends on in SQLite, durably:
-//! - the 24-hour customer service window per (business, sender, user),
+//! - people: a user is a phone (`whatsapp:+...`) or a business-scoped id
+//!   (`bsuid:...`); a message carrying both links them, and every rule
+//!   applies to the person;
+//! - the 24-hour customer service window per (business, sender, person),
 //!   opened only by user messages, never moved back by late webhooks;
-//! - consent per (business, user) as an append-only audit trail of opt-in
-//!   and opt-out events, keywords (STOP, START, ...) included;
+//! - consent per (business, person) as an append-only, hash-chained audit
+//!   trail of opt-in and opt-out events, keywords (STOP, START, ...)
+//!   included, verified whenever it is read;
 //! - templates with their category, status and placeholders;
 //! - every send attempt with its decision, and provider feedback (error
 //!   codes such as Twilio 63016 or Meta 131047) learned from callbacks.
 //!
-//! The rules are in `RULES.md` terms: R1 addresses, R2 windows, R3 consent,
-//! R4 keywords, R5 templates, R6 the decision, R7 sending and feedback.
+//! The rules (R1 addresses, R2 windows, R3 consent, R4 keywords, R5
+//! templates, R6 the decision, R7 sending and feedback, R8 people, R9
+//! provider webhooks) are written down in `docs/rules.md`.
 //!
+//! ## Which handle do I use?
+//! - **A sync service or a script**: [`Gate::open`] once, then
+//!   [`Gate::business`] for a [`Business`]: an owned, cheap-to-clone handle
+//!   (`Send + Sync + 'static`) to keep in your state and hand to threads.
+//!   [`Business::ingest`] for webhooks, [`Business::check`] to ask,
+//!   [`Business::send`] to ask and send through a
+//!   [`Transport`](transport::Transport).
+//! - **Your own HTTP client**: [`Business::reserve`], your call, then
+//!   [`Business::complete`].
+//! - **An async service** (feature `tokio`): `gate::tokio::AsyncBusiness`
+//!   wraps a `Business`; its store work runs on tokio's blocking pool and
+//!   its `send` awaits an `AsyncTransport`.
+//! - **A campaign**: [`Business::check_many`] decides thousands of requests
+//!   in one read.
+//! - **An operator**: the `wagate` command line (`wagate --help`).
+
 //! ## Example
 //!
 //! ```
@@ -64,10 +85,10 @@
 //! transport with no transaction open, then record the answer).
 //!
 //! ## Layers
-//! [`address`] and [`time`] → [`policy`] (pure) → [`store`] (SQLite) →
-//! [`gate`] (store + policy + [`transport`]) → [`scenario`] (the replay
-//! format) → the `wagate` binary. Each module imports only from the ones
-//! before it.
+//! [`address`] and [`time`] → [`policy`] (pure) → [`chain`] (the consent
+//! hash chain, pure) → `store` (SQLite, internal) → [`gate`] (store +
+//! policy + [`transport`]) → [`scenario`] (the replay format) → the
+//! `wagate` binary. Each module imports only from the ones before it.
 
 pub mod address;
 pub mod chain;
@@ -76,6 +97,7 @@ pub mod event;
 pub mod gate;
 pub mod policy;
 pub mod scenario;
+#[doc(hidden)]
 pub mod store;
 pub mod time;
 pub mod transport;
@@ -87,11 +109,15 @@ pub use event::{
     Referral, StatusCallback, TemplateRecord, TemplateStatusUpdate,
 };
 pub use gate::{
-    Business, ConsentRecord, Delivery, Gate, GateConfig, PersonView, SendOutcome, SendQuery,
+    Business, ConsentRecord, Delivery, Gate, GateConfig, Pending, PersonView, Reservation,
+    SendOutcome, SendQuery,
 };
 pub use policy::{
     Action, Category, ConsentState, Content, Decision, Keyword, Keywords, PolicyConfig, Purpose,
     Reason, Scope, SendRequest, TemplateBody, TemplateStatus, Variables, Verdict,
+};
+pub use store::{
+    ChainHead, ConsentRow, LinkRow, SendRecord, SendState, Stats, TemplateRow, VerifyReport,
 };
 pub use time::{Clock, ManualClock, SystemClock, TimeError, Timestamp};
 

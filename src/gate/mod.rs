@@ -3,12 +3,12 @@
 //! A [`Gate`] owns one SQLite database. [`Gate::business`] gives the
 //! [`Business`] handle through which everything happens: ingesting events
 //! ([`ingest`](Business::ingest)), asking for decisions
-//! ([`check`](Business::check)), sending through a [`Transport`]
+//! ([`check`](Business::check)), sending through a [`Transport`](crate::transport::Transport)
 //! ([`send`](Business::send)), and reading back what happened for an
 //! auditor ([`consent_history`](Business::consent_history),
 //! [`sends`](Business::sends), [`verify`](Business::verify)).
 //!
-//! Everything is per person (RULES R8): a decision for any address of a
+//! Everything is per person (R8): a decision for any address of a
 //! person reads the consent, windows and confirmations of all of them.
 
 mod audit;

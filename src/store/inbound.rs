@@ -31,7 +31,7 @@ pub struct NewInbound<'a> {
     pub keyword: Option<Keyword>,
     /// Ad or page referral.
     pub referral: Option<Referral>,
-    /// A digest of what the message says ([`crate::InboundMessage::fingerprint`]).
+    /// A digest of what the message says (addresses, sender, kind, body, referral).
     pub fingerprint: Hash,
 }
 

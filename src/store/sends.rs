@@ -77,7 +77,7 @@ pub struct NewSend<'a> {
     /// A retry of a key that already reached the transport: recorded for
     /// the audit, sends nothing.
     pub duplicate: bool,
-    /// A digest of the request ([`crate::SendRequest::fingerprint`]).
+    /// A digest of the request as given (sender, recipient, content, purpose).
     pub request: Hash,
     /// The decision's facts, as JSON.
     pub facts: &'a str,

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use wagate::gate::SendQuery;
-use wagate::{Address, store::SendRecord};
+use wagate::{Address, SendRecord};
 
 use crate::{EXIT_BAD_INPUT, Fail, json, parse_time};
 

@@ -35,7 +35,7 @@ pub struct Args {
 struct BusinessLine<'a> {
     business: &'a str,
     #[serde(flatten)]
-    report: &'a wagate::store::VerifyReport,
+    report: &'a wagate::VerifyReport,
 }
 
 /// Verifies and prints; exits 1 when a chain is broken.
