@@ -347,7 +347,11 @@ fn csv_import_reports_bad_rows_and_keeps_good_ones() {
     let errs = json_lines(&o);
     let lines: Vec<_> = errs.iter().map(|l| l["line"].clone()).collect();
     assert_eq!(lines, [3, 5]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("imported 3"));
+    let summary = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        summary.contains("import: 5 rows, 3 applied (0 duplicates), 2 errors"),
+        "{summary}"
+    );
     let s: Value =
         serde_json::from_str(stdout(&run(Some(&db.0), &["stats", "--json"], None)).trim()).unwrap();
     assert_eq!(
@@ -609,6 +613,11 @@ fn people_history_export_and_verify() {
     let o = run(Some(&db.0), &["ingest", "-"], Some(PEOPLE));
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains("\"linked\":true"));
+    let summary = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        summary.starts_with("ingest: 3 lines, 3 applied (0 duplicates), 0 errors"),
+        "{summary}"
+    );
     // The STOP from the username side stops sends to the phone.
     let check = |db: &Path, to: &str| {
         run(
@@ -1033,4 +1042,24 @@ fn a_closed_pipe_ends_quietly() {
         "no complaint about the pipe"
     );
     assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn demo_honours_db_and_never_overwrites() {
+    let db = TempDb::new("cli-demo");
+    let o = run(Some(&db.0), &["demo"], None);
+    assert_eq!(o.status.code(), Some(0));
+    let o = run(
+        Some(&db.0),
+        &["--business", "acme-shop", "stats", "--json"],
+        None,
+    );
+    let s: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (s["people"].as_u64(), s["links"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let o = run(Some(&db.0), &["demo"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("exists"));
 }

@@ -166,10 +166,24 @@ fn template(name: &str, category: Category, status: &str, body: &str, at: &str) 
     }))
 }
 
-/// Runs the demo, printing the timeline to `out`.
-pub fn run<W: Write>(out: &mut W) -> IoResult<u8> {
+/// Runs the demo, printing the timeline to `out`, on a temporary database,
+/// or on a new one at `keep` (kept afterwards, to explore with the other
+/// commands; business `acme-shop`).
+pub fn run<W: Write>(out: &mut W, keep: Option<&std::path::Path>) -> IoResult<u8> {
     let file = TempDir::new()?;
-    let db = file.0.join("demo.db");
+    let db = match keep {
+        Some(path) if path.exists() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists: the demo writes a new database (give a new path, or none for a temporary one)",
+                    path.display()
+                ),
+            ));
+        }
+        Some(path) => path.to_owned(),
+        None => file.0.join("demo.db"),
+    };
     let clock = Arc::new(ManualClock::new(ts("2026-03-01T08:00:00Z")));
     let gate = Gate::open(&db).map_err(other)?.with_clock(clock.clone());
     let b = gate.business("acme-shop").map_err(other)?;

@@ -49,7 +49,7 @@ pub fn run(gate: &Gate, business: &str, file: &Path) -> Result<u8, Fail> {
     } else {
         None
     };
-    let (mut ok, mut bad) = (0usize, 0usize);
+    let mut tally = crate::progress::Tally::new("import", "rows");
     let mut pending: Vec<(usize, Result<Event, String>)> = Vec::with_capacity(BATCH);
     let mut flush = |pending: &mut Vec<(usize, Result<Event, String>)>,
                      out: &mut std::io::StdoutLock<'_>|
@@ -69,13 +69,14 @@ pub fn run(gate: &Gate, business: &str, file: &Path) -> Result<u8, Fail> {
                 },
             };
             match err {
-                None => ok += 1,
+                None => tally.applied(false),
                 Some(msg) => {
-                    bad += 1;
+                    tally.error();
                     writeln!(out, "{}", Output::error(n, &msg).json)?;
                 }
             }
         }
+        tally.show();
         Ok(())
     };
     for (i, line) in lines {
@@ -100,8 +101,12 @@ pub fn run(gate: &Gate, business: &str, file: &Path) -> Result<u8, Fail> {
         }
     }
     flush(&mut pending, &mut out)?;
-    eprintln!("imported {ok} consent records, rejected {bad}");
-    Ok(if bad > 0 { EXIT_BAD_INPUT } else { 0 })
+    tally.finish();
+    Ok(if tally.errors() > 0 {
+        EXIT_BAD_INPUT
+    } else {
+        0
+    })
 }
 
 /// Column positions of the known columns.

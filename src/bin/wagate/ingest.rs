@@ -35,6 +35,7 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
     let mut out = std::io::stdout().lock();
     let mut n = 0usize;
     let mut failed = false;
+    let mut tally = crate::progress::Tally::new("ingest", "lines");
     let mut done = false;
     while !done {
         // Collect up to `batch` lines, or what arrives before a short pause.
@@ -102,22 +103,28 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
                 },
             };
             let o = match outcome {
-                Ok(o) => Output::value(
-                    line,
-                    &IngestLine {
-                        ok: true,
-                        outcome: o,
-                    },
-                ),
+                Ok(o) => {
+                    tally.applied(o.duplicate);
+                    Output::value(
+                        line,
+                        &IngestLine {
+                            ok: true,
+                            outcome: o,
+                        },
+                    )
+                }
                 Err(msg) => {
                     failed = true;
+                    tally.error();
                     Output::error(line, &msg)
                 }
             };
             writeln!(out, "{}", o.json)?;
         }
         out.flush()?;
+        tally.show();
     }
+    tally.finish();
     Ok(if failed { EXIT_BAD_INPUT } else { 0 })
 }
 

@@ -14,6 +14,7 @@ mod history;
 mod import;
 mod ingest;
 mod lines;
+mod progress;
 mod replay;
 mod sends;
 mod stats;
@@ -67,8 +68,10 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Tell the rules as a story, on a temporary database.
-    #[command(after_help = "Example:\n  wagate demo")]
+    /// Tell the rules as a story, on a temporary database (or a new one at --db, kept).
+    #[command(
+        after_help = "Examples:\n  wagate demo\n  wagate --db story.db demo && wagate --db story.db --business acme-shop history --user +15550001111"
+    )]
     Demo,
     /// Apply event lines (inbound, consent, template, status, link) durably.
     #[command(
@@ -220,7 +223,9 @@ fn run(cli: Cli) -> Result<u8, Fail> {
     let business = cli.business.as_str();
     match cli.command {
         Command::Replay { files } => replay::run(&files),
-        Command::Demo => demo::run(&mut std::io::stdout().lock()).map_err(Fail::from),
+        Command::Demo => {
+            demo::run(&mut std::io::stdout().lock(), cli.db.as_deref()).map_err(Fail::from)
+        }
         Command::Ingest(args) => ingest::run(&db, business, &args),
         Command::Check(args) => check::run(&db, business, &args),
         Command::History(args) => history::run(&db, business, &args),
