@@ -1,13 +1,18 @@
-//! Group commit: concurrent [`super::Business::ingest`] calls share one
-//! transaction and one fsync.
+//! Group commit: concurrent writes (ingests, and the two write steps of a
+//! send) share one transaction and one fsync.
 
 use std::sync::{Arc, Condvar, Mutex};
 
+use super::Delivery;
+use super::send::{Answer, Reserved};
 use crate::error::{Error, Result};
 use crate::event::{Event, IngestOutcome};
+use crate::policy::SendRequest;
 
-/// Group commit: concurrent [`Business::ingest`] calls are coalesced into
-/// one transaction and one fsync.
+/// Group commit: concurrent [`Business::ingest`] calls, and the
+/// reservations and completions of sends, are coalesced into one
+/// transaction and one fsync: a send's writes never make a webhook wait
+/// for a commit of its own.
 ///
 /// Callers queue their event and wait on a slot of their own. The first
 /// caller to find no leader leads: it gathers the queue, commits it (each
@@ -35,7 +40,24 @@ struct Queue {
 pub(super) struct Job {
     pub(super) business: i64,
     pub(super) name: Arc<str>,
-    pub(super) event: Event,
+    pub(super) work: Work,
+}
+
+/// What a job writes.
+pub(super) enum Work {
+    /// An event.
+    Ingest(Event),
+    /// Decide a send and reserve its key.
+    Reserve { request: SendRequest, key: String },
+    /// Record the transport's answer for a reserved send.
+    Complete { send: i64, answer: Answer },
+}
+
+/// What a job's write gave.
+pub(super) enum Done {
+    Ingest(IngestOutcome),
+    Reserve(Reserved),
+    Complete(Delivery),
 }
 
 /// Where a waiting caller learns its result, or that it leads next.
@@ -50,7 +72,7 @@ enum SlotState {
     #[default]
     Waiting,
     Lead,
-    Done(Result<IngestOutcome>),
+    Done(Result<Done>),
 }
 
 impl Slot {
@@ -99,8 +121,8 @@ impl Committer {
     pub(super) fn submit(
         &self,
         job: Job,
-        commit: impl Fn(&[Job]) -> Vec<Result<IngestOutcome>>,
-    ) -> Result<IngestOutcome> {
+        commit: impl Fn(&[Job]) -> Vec<Result<Done>>,
+    ) -> Result<Done> {
         let mine = Arc::new(Slot::default());
         // No lock here is held across code that can panic; should one be
         // poisoned anyway, go on: a caller must never be left without an

@@ -1,7 +1,7 @@
 //! Applying events: inbound messages, consent, templates, status callbacks
 //! and links (RULES R2-R5, R7, R8).
 
-use super::commit::Job;
+use super::commit::{Done, Work};
 use super::{Business, received};
 use crate::address::{Address, AddressError};
 use crate::chain::{Digest, Hash};
@@ -85,15 +85,12 @@ impl Business {
     /// A typed error naming the problem with the event (nothing is
     /// written), or a store error.
     pub fn ingest(&self, event: &Event) -> Result<IngestOutcome> {
-        let job = Job {
-            business: self.id,
-            name: self.name.clone(),
-            event: event.clone(),
-        };
-        self.gate
-            .shared
-            .committer
-            .submit(job, |jobs| self.gate.commit_group(jobs))
+        match self.gate.commit(self, Work::Ingest(event.clone()))? {
+            Done::Ingest(outcome) => Ok(outcome),
+            _ => Err(Error::Background(
+                "group commit answered another job".into(),
+            )),
+        }
     }
 
     /// Ingests events in one transaction. Each event is applied in a

@@ -25,12 +25,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::event::IngestOutcome;
 use crate::policy::{Action, Decision, Facts, Keywords, PolicyConfig, Scope, SendRequest, decide};
 use crate::store::{Addresses, BusinessRef, Db, Store, Writer};
 use crate::time::{Clock, SystemClock, Timestamp};
 
-use commit::{Committer, Job};
+use commit::{Committer, Done, Job, Work};
 use readers::Readers;
 
 pub use audit::{ConsentRecord, PersonView, SendQuery};
@@ -257,7 +256,7 @@ impl Gate {
 
     /// Commits one group of queued events in one transaction; a failure of
     /// the transaction is every event's answer.
-    fn commit_group(&self, jobs: &[Job]) -> Vec<Result<IngestOutcome>> {
+    fn commit_group(&self, jobs: &[Job]) -> Vec<Result<Done>> {
         let group = self.write(|w| {
             let now = self.clock.now();
             jobs.iter()
@@ -267,7 +266,15 @@ impl Gate {
                         id: j.business,
                         name: j.name.clone(),
                     };
-                    w.item(|db| b.apply(db, &j.event, now))
+                    w.item(|db| match &j.work {
+                        Work::Ingest(event) => b.apply(db, event, now).map(Done::Ingest),
+                        Work::Reserve { request, key } => {
+                            b.reserve_in(db, request, key, now).map(Done::Reserve)
+                        }
+                        Work::Complete { send, answer } => {
+                            b.complete_in(db, *send, answer, now).map(Done::Complete)
+                        }
+                    })
                 })
                 .collect()
         });
@@ -275,6 +282,18 @@ impl Gate {
             Ok(results) => results,
             Err(e) => jobs.iter().map(|_| Err(e.clone())).collect(),
         }
+    }
+
+    /// Queues a write for the group commit and waits until it is durable.
+    fn commit(&self, business: &Business, work: Work) -> Result<Done> {
+        let job = Job {
+            business: business.id,
+            name: business.name.clone(),
+            work,
+        };
+        self.shared
+            .committer
+            .submit(job, |jobs| self.commit_group(jobs))
     }
 }
 

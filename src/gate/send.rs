@@ -1,6 +1,7 @@
 //! Sending: decide and reserve in one transaction, hand the message to the
 //! transport with no transaction open, record the answer (RULES R6, R7).
 
+use super::commit::{Done, Work};
 use super::{Business, Delivery, SendOutcome};
 use crate::address::{Address, AddressError};
 use crate::chain::{Digest, Hash};
@@ -56,6 +57,18 @@ pub(super) fn request_fingerprint(req: &SendRequest) -> Hash {
 pub(super) enum Reserved {
     Done(Box<SendOutcome>),
     Go(Box<(Decision, i64, OutboundMessage)>),
+}
+
+/// A transport's answer, as the store records it.
+pub(super) enum Answer {
+    /// Accepted, with the provider's message id.
+    Accepted(String),
+    /// Refused.
+    Refused {
+        transient: bool,
+        code: Option<u32>,
+        text: String,
+    },
 }
 
 /// The first half of a two-phase send ([`Business::reserve`]): either the
@@ -163,12 +176,21 @@ impl Business {
                 "idempotency key must not be empty".into(),
             ));
         }
-        // `now` is read once the write lock is held: the decision and the
-        // recorded send time `s` (what feedback is dated at) are those of
-        // the moment of reservation.
-        let reserved = self
-            .gate
-            .write(|w| self.reserve_in(w.db(), req, key, self.gate.clock.now()))?;
+        // `now` is read once the write lock is held (by the group commit's
+        // leader): the decision and the recorded send time `s` (what
+        // feedback is dated at) are those of the moment of reservation.
+        let work = Work::Reserve {
+            request: req.clone(),
+            key: key.to_owned(),
+        };
+        let reserved = match self.gate.commit(self, work)? {
+            Done::Reserve(r) => r,
+            _ => {
+                return Err(Error::Background(
+                    "group commit answered another job".into(),
+                ));
+            }
+        };
         Ok(match reserved {
             Reserved::Done(outcome) => Reservation::Done(*outcome),
             Reserved::Go(go) => {
@@ -193,41 +215,69 @@ impl Business {
         answer: &std::result::Result<A, E>,
     ) -> Result<SendOutcome> {
         let Pending { decision, id, .. } = pending;
-        let delivery = self.gate.write(|w| {
-            let db = w.db();
-            match answer {
-                Ok(receipt) => {
-                    let pid = receipt.provider_id();
-                    db.finish_send(id, SendState::Sent, Some(pid), None, None)?;
-                    Ok(Delivery::Accepted {
-                        provider_id: pid.to_owned(),
-                    })
-                }
-                Err(e) => {
-                    let state = if e.is_transient() {
-                        SendState::Retryable
-                    } else {
-                        SendState::Failed
-                    };
-                    let text = e.to_string();
-                    db.finish_send(id, state, None, e.provider_code(), Some(&text))?;
-                    if let Some(code) = e.provider_code()
-                        && let Some(sent) = db.send_by_id(id)?
-                    {
-                        self.feedback(db, &sent, code, self.gate.clock.now())?;
-                    }
-                    Ok(Delivery::Refused {
-                        transient: e.is_transient(),
-                        code: e.provider_code(),
-                        message: text,
-                    })
-                }
+        let answer = match answer {
+            Ok(receipt) => Answer::Accepted(receipt.provider_id().to_owned()),
+            Err(e) => Answer::Refused {
+                transient: e.is_transient(),
+                code: e.provider_code(),
+                text: e.to_string(),
+            },
+        };
+        let delivery = match self
+            .gate
+            .commit(self, Work::Complete { send: id, answer })?
+        {
+            Done::Complete(d) => d,
+            _ => {
+                return Err(Error::Background(
+                    "group commit answered another job".into(),
+                ));
             }
-        })?;
+        };
         Ok(SendOutcome { decision, delivery })
     }
 
-    fn reserve_in(
+    /// Records a transport's answer for a reserved send (inside a write).
+    pub(super) fn complete_in(
+        &self,
+        db: Db<'_>,
+        id: i64,
+        answer: &Answer,
+        now: Timestamp,
+    ) -> Result<Delivery> {
+        match answer {
+            Answer::Accepted(pid) => {
+                db.finish_send(id, SendState::Sent, Some(pid), None, None)?;
+                Ok(Delivery::Accepted {
+                    provider_id: pid.clone(),
+                })
+            }
+            Answer::Refused {
+                transient,
+                code,
+                text,
+            } => {
+                let state = if *transient {
+                    SendState::Retryable
+                } else {
+                    SendState::Failed
+                };
+                db.finish_send(id, state, None, *code, Some(text))?;
+                if let Some(code) = code
+                    && let Some(sent) = db.send_by_id(id)?
+                {
+                    self.feedback(db, &sent, *code, now)?;
+                }
+                Ok(Delivery::Refused {
+                    transient: *transient,
+                    code: *code,
+                    message: text.clone(),
+                })
+            }
+        }
+    }
+
+    pub(super) fn reserve_in(
         &self,
         db: Db<'_>,
         req: &SendRequest,
