@@ -1063,3 +1063,44 @@ fn demo_honours_db_and_never_overwrites() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("exists"));
 }
+
+#[test]
+fn verify_expect_compares_a_recorded_digest() {
+    let db = TempDb::new("cli-expect");
+    assert_eq!(
+        run(Some(&db.0), &["ingest", "-"], Some(PEOPLE))
+            .status
+            .code(),
+        Some(0)
+    );
+    let o = run(Some(&db.0), &["verify", "--json"], None);
+    let digest = json_lines(&o)[0]["heads_digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let expect = format!("default={digest}");
+    assert_eq!(
+        run(Some(&db.0), &["verify", "--expect", &expect], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    // A whole trail rewritten consistently (event, count and head together)
+    // passes every chain check, but not the recorded digest.
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER consent_events_no_delete;
+         DELETE FROM consent_events WHERE source = 'keyword';
+         UPDATE users SET consent_count = 0, consent_head = NULL WHERE key = 'bsuid:US.1349';",
+    )
+    .unwrap();
+    drop(conn);
+    assert_eq!(
+        run(Some(&db.0), &["verify"], None).status.code(),
+        Some(0),
+        "consistent on its own"
+    );
+    let o = run(Some(&db.0), &["verify", "--expect", &expect], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("recorded earlier"), "{}", stdout(&o));
+}

@@ -29,6 +29,13 @@ pub struct Args {
     /// JSON Lines instead of sentences.
     #[arg(long)]
     json: bool,
+    /// A heads digest recorded earlier, as BUSINESS=HEX (repeatable): exit 1
+    /// unless the business's trails and links still digest to it. For a
+    /// copy that should not have changed since (an archive, a backup, a
+    /// replica): it catches a rewrite of a whole chain, which no chain can
+    /// catch on its own.
+    #[arg(long, value_name = "BUSINESS=HEX", conflicts_with = "export")]
+    expect: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -43,12 +50,38 @@ pub fn run(db: &crate::Db<'_>, args: &Args) -> Result<u8, Fail> {
     if let Some(file) = &args.export {
         return verify_export(file, args);
     }
+    let mut expected = std::collections::BTreeMap::new();
+    for e in &args.expect {
+        let (business, hex) = e.split_once('=').ok_or_else(|| {
+            Fail(
+                EXIT_BAD_INPUT,
+                format!("--expect {e:?}: expected BUSINESS=HEX, the heads digest verify printed"),
+            )
+        })?;
+        expected.insert(business.to_owned(), hex.to_ascii_lowercase());
+    }
     let gate = db.existing(None)?;
     let mut out = std::io::stdout().lock();
     let mut broken = false;
-    for name in gate.businesses()? {
+    let businesses = gate.businesses()?;
+    if let Some(missing) = expected.keys().find(|b| !businesses.contains(b)) {
+        return Err(Fail(
+            EXIT_BAD_INPUT,
+            format!("--expect names business {missing:?}, which this database does not hold"),
+        ));
+    }
+    for name in businesses {
         let b = gate.existing_business(&name)?;
-        let report = b.verify()?;
+        let mut report = b.verify()?;
+        if let Some(want) = expected.get(&name)
+            && *want != report.heads_digest
+            && report.broken.is_none()
+        {
+            report.broken = Some(format!(
+                "the heads digest is {}, not the {want} recorded earlier: its trails or links differ from then (new events since, or a rewrite)",
+                report.heads_digest
+            ));
+        }
         broken |= report.broken.is_some();
         if args.json {
             writeln!(
