@@ -178,11 +178,6 @@ impl Gate {
         self.shared.readers.as_ref().map_or(1, Readers::size)
     }
 
-    /// The handle's clock.
-    pub fn clock(&self) -> &dyn Clock {
-        &*self.clock
-    }
-
     /// The handle of a business (tenant), created on first use.
     ///
     /// # Errors

@@ -106,8 +106,6 @@ pub struct SendRow {
     pub provider_id: Option<String>,
     /// Delivery status.
     pub status: Option<String>,
-    /// The digest of the request, when recorded (since schema version 2).
-    pub request: Option<Hash>,
 }
 
 /// Which send attempts to list.
@@ -244,11 +242,10 @@ impl Db<'_> {
             Option<String>,
             Option<String>,
             String,
-            Option<Vec<u8>>,
         );
         let sql = format!(
             "SELECT id, sender, user_id, at, template_name, template_language, reason, state, provider_id, status,
-                    idempotency_key, request_hash
+                    idempotency_key
              FROM sends WHERE {filter}"
         );
         let row: Option<Row> = self
@@ -267,33 +264,13 @@ impl Db<'_> {
                     r.get(8)?,
                     r.get(9)?,
                     r.get(10)?,
-                    r.get(11)?,
                 ))
             })
             .optional()?;
-        let Some((
-            id,
-            sender,
-            user_id,
-            at,
-            tname,
-            tlang,
-            reason,
-            state,
-            provider_id,
-            status,
-            key,
-            request,
-        )) = row
+        let Some((id, sender, user_id, at, tname, tlang, reason, state, provider_id, status, key)) =
+            row
         else {
             return Ok(None);
-        };
-        let request = match request {
-            None => None,
-            Some(b) => Some(
-                Hash::from_slice(&b)
-                    .ok_or_else(|| corrupt("sends", format!("request digest of send {id}")))?,
-            ),
         };
         Ok(Some(SendRow {
             id,
@@ -307,7 +284,6 @@ impl Db<'_> {
             state: SendState::parse(&state)?,
             provider_id,
             status,
-            request,
         }))
     }
 

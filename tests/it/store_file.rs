@@ -731,15 +731,7 @@ fn a_transiently_refused_key_names_its_request() {
     let gate = open(&db, &clock);
     let b = gate.business("acme").unwrap();
     for u in [1, 2] {
-        b.ingest(&inbound(
-            &user(u),
-            &sender(0),
-            MessageKind::Text,
-            "hi",
-            HOUR,
-            &format!("SM{u}"),
-        ))
-        .unwrap();
+        wrote(&b, u, &format!("SM{u}"));
     }
     let transport = RecordingTransport::new();
     transport.fail_next(wagate::transport::TransportError {
@@ -767,15 +759,7 @@ fn checks_from_many_threads_share_the_reader_pool() {
     let gate = open(&db, &clock);
     assert!(gate.readers() >= 2);
     let b = gate.business("acme").unwrap();
-    b.ingest(&inbound(
-        &user(1),
-        &sender(0),
-        MessageKind::Text,
-        "hi",
-        HOUR,
-        "SM1",
-    ))
-    .unwrap();
+    wrote(&b, 1, "SM1");
     let req = SendRequest::between(sender(0), user(1), Content::text("hi"));
     std::thread::scope(|s| {
         for _ in 0..4 {
@@ -808,15 +792,7 @@ fn an_abandoned_reservation_never_sends_twice() {
     let clock = Arc::new(ManualClock::new(t(HOUR + MINUTE)));
     let gate = open(&db, &clock);
     let b = gate.business("acme").unwrap();
-    b.ingest(&inbound(
-        &user(1),
-        &sender(0),
-        MessageKind::Text,
-        "hi",
-        HOUR,
-        "SM1",
-    ))
-    .unwrap();
+    wrote(&b, 1, "SM1");
     let req = SendRequest::between(sender(0), user(1), Content::text("hello"));
     let Reservation::Ready(pending) = b.reserve(&req, "k1").unwrap() else {
         panic!("allowed and reserved");
@@ -833,4 +809,18 @@ fn an_abandoned_reservation_never_sends_twice() {
     let b = gate.business("acme").unwrap();
     assert!(b.send(&req, "k1", &transport).unwrap().duplicate());
     assert!(transport.sent().is_empty());
+}
+
+/// User `u` wrote "hi" to sender 0 an hour after T0 (its window is open for
+/// checks made soon after).
+fn wrote(b: &wagate::Business, u: u8, id: &str) {
+    b.ingest(&inbound(
+        &user(u),
+        &sender(0),
+        MessageKind::Text,
+        "hi",
+        HOUR,
+        id,
+    ))
+    .unwrap();
 }
