@@ -35,8 +35,10 @@ rows = [
     ("check 1M / 10k users", "check_scale/1m", "check_scale/10k", 1.5, "time"),
     ("ingest 1,000 in one tx, gate / raw", "ingest_batch/gate", "ingest_batch/raw_sqlite", 1.4, "time"),
     ("one durable ingest, gate / raw", "ingest_durable/gate", "ingest_durable/raw_sqlite", 1.2, "time"),
-    ("8 threads vs 1, throughput", "ingest_durable/gate", "ingest_concurrent/8_threads", 5.0, "speedup"),
-    ("raw 8-per-commit vs 1, throughput (ceiling)", "ingest_durable/raw_sqlite", "ingest_concurrent/raw_sqlite_8_per_commit", None, "speedup"),
+    ("8 threads / raw 8 per commit, throughput", "ingest_concurrent/raw_sqlite_8_per_commit", "ingest_concurrent/8_threads", 0.85, "speedup"),
+    ("8 threads / gate 8 per commit (coordination)", "ingest_concurrent/gate_8_per_commit", "ingest_concurrent/8_threads", None, "speedup"),
+    ("gate / raw, 8 per commit (the gate's writes)", "ingest_concurrent/raw_sqlite_8_per_commit", "ingest_concurrent/gate_8_per_commit", None, "speedup"),
+    ("8 threads vs 1, throughput", "ingest_durable/gate", "ingest_concurrent/8_threads", None, "speedup"),
 ]
 
 print("| benchmark | median |")
@@ -46,7 +48,8 @@ for b in [
     "check/gate", "check/raw_sqlite", "check_scale/10k", "check_scale/1m",
     "ingest_batch/gate", "ingest_batch/raw_sqlite",
     "ingest_durable/gate", "ingest_durable/raw_sqlite",
-    "ingest_concurrent/8_threads", "ingest_concurrent/raw_sqlite_8_per_commit",
+    "ingest_concurrent/8_threads", "ingest_concurrent/gate_8_per_commit",
+    "ingest_concurrent/raw_sqlite_8_per_commit",
 ]:
     print(f"| `{b}` | {fmt(median_ns(b))} |")
 print()
