@@ -96,6 +96,8 @@ pub mod error;
 pub mod event;
 pub mod gate;
 pub mod policy;
+#[cfg(any(feature = "twilio", feature = "ureq", feature = "reqwest"))]
+pub mod providers;
 pub mod scenario;
 #[doc(hidden)]
 pub mod store;

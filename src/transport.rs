@@ -50,6 +50,11 @@ pub trait Failure: std::error::Error {
     fn provider_code(&self) -> Option<u32> {
         None
     }
+    /// How long the provider asked us to wait before trying again
+    /// (`Retry-After` on a 429 or 503).
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Sends one message to a provider.

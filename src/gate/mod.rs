@@ -330,6 +330,10 @@ pub enum Delivery {
         code: Option<u32>,
         /// The provider's message.
         message: String,
+        /// How long the provider asked to wait before a retry, in seconds
+        /// (`Retry-After`), when it said.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_secs: Option<u64>,
     },
     /// The key was handed to the transport before; nothing was sent now.
     /// `accepted` tells whether that earlier send was accepted.

@@ -68,6 +68,7 @@ pub(super) enum Answer {
         transient: bool,
         code: Option<u32>,
         text: String,
+        retry_after: Option<std::time::Duration>,
     },
 }
 
@@ -221,6 +222,7 @@ impl Business {
                 transient: e.is_transient(),
                 code: e.provider_code(),
                 text: e.to_string(),
+                retry_after: e.retry_after(),
             },
         };
         let delivery = match self
@@ -256,6 +258,7 @@ impl Business {
                 transient,
                 code,
                 text,
+                retry_after,
             } => {
                 let state = if *transient {
                     SendState::Retryable
@@ -272,6 +275,7 @@ impl Business {
                     transient: *transient,
                     code: *code,
                     message: text.clone(),
+                    retry_after_secs: retry_after.map(|d| d.as_secs()),
                 })
             }
         }

@@ -14,8 +14,12 @@ mod async_gate;
 mod cli;
 mod common;
 mod docs;
+#[cfg(feature = "twilio")]
+mod fake_http;
 mod model;
 mod properties;
 mod scenarios;
 mod store_file;
 mod tamper;
+#[cfg(all(feature = "twilio", feature = "ureq"))]
+mod twilio;
