@@ -78,6 +78,7 @@ impl<C: AsyncHttpClient + ?Sized> AsyncHttpClient for &C {
     }
 }
 
+#[cfg(any(feature = "ureq", feature = "reqwest"))]
 fn timeout_of(request: &HttpRequest) -> Option<Duration> {
     request.extensions().get::<Timeout>().map(|t| t.0)
 }

@@ -11,6 +11,7 @@ use crate::store_file::TempDb;
 fn wagate() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_wagate"));
     c.env_remove("WAGATE_DB");
+    c.env_remove("TWILIO_AUTH_TOKEN");
     c
 }
 
@@ -1103,4 +1104,138 @@ fn verify_expect_compares_a_recorded_digest() {
     let o = run(Some(&db.0), &["verify", "--expect", &expect], None);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("recorded earlier"), "{}", stdout(&o));
+}
+
+#[test]
+fn webhook_parse_feeds_ingest_and_verify_explains_a_mismatch() {
+    let db = TempDb::new("cli-webhook");
+    // A captured inbound (with its file's trailing newline): the line it
+    // means, dated --at, ingests as is.
+    let body = "MessageSid=SM1&AccountSid=AC1&From=whatsapp%3A%2B15550001111&To=whatsapp%3A%2B14155238886\
+                &Body=STOP&ExternalUserId=whatsapp%3AUS.1349&ChannelMetadata=%7B%7D\n";
+    let o = run(
+        None,
+        &["webhook", "parse", "twilio", "--at", "2026-03-01T10:00:00Z"],
+        Some(body),
+    );
+    assert!(o.status.success(), "{o:?}");
+    let line = stdout(&o);
+    assert!(
+        line.starts_with(r#"{"op":"inbound","at":"2026-03-01T10:00:00.000Z""#),
+        "{line}"
+    );
+    let v: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(v["from"], "whatsapp:+15550001111");
+    assert_eq!(v["user_id"], "US.1349");
+    assert_eq!(v["body"], "STOP");
+    let o = run(Some(&db.0), &["ingest", "-"], Some(&line));
+    assert_eq!(json_lines(&o)[0]["keyword"], "opt_out", "{o:?}");
+    let o = run(
+        Some(&db.0),
+        &[
+            "check",
+            "--from",
+            "+14155238886",
+            "--to",
+            "bsuid:US.1349",
+            "--text",
+            "hi",
+        ],
+        None,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "the linked BSUID is opted out too: {o:?}"
+    );
+    // A status callback, and a malformed one named.
+    let o = run(
+        None,
+        &["webhook", "parse", "twilio"],
+        Some("MessageSid=SM9&MessageStatus=undelivered&ErrorCode=63016"),
+    );
+    let v = &json_lines(&o)[0];
+    assert_eq!(
+        (
+            v["op"].as_str(),
+            v["status"].as_str(),
+            v["error_code"].as_u64()
+        ),
+        (Some("status"), Some("undelivered"), Some(63016))
+    );
+    let o = run(
+        None,
+        &["webhook", "parse", "twilio"],
+        Some("From=whatsapp%3A%2B15550001111&To=whatsapp%3A%2B14155238886"),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("MessageSid"),
+        "{o:?}"
+    );
+
+    // verify: Twilio's documented example.
+    let doc = "CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309&To=%2B18005551212";
+    let verify = |url: &str, extra: &[&str]| {
+        let mut c = wagate();
+        c.env("TWILIO_AUTH_TOKEN", "12345");
+        let mut args = vec![
+            "webhook",
+            "verify",
+            "twilio",
+            "--url",
+            url,
+            "--signature",
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8=",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = c
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(doc.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = verify("https://mycompany.com/myapp.php?foo=1&bar=2", &[]);
+    assert_eq!((o.status.code(), stdout(&o).trim()), (Some(0), "valid"));
+    // Twilio signs either port form.
+    assert_eq!(
+        verify("https://mycompany.com:443/myapp.php?foo=1&bar=2", &[])
+            .status
+            .code(),
+        Some(0)
+    );
+    // Behind a TLS-terminating proxy the server sees http://: the reason says so.
+    let o = verify("http://mycompany.com/myapp.php?foo=1&bar=2", &["--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = &json_lines(&o)[0];
+    assert_eq!(
+        (v["valid"].as_bool(), v["problem"].as_str()),
+        (Some(false), Some("mismatch"))
+    );
+    assert!(v["reason"].as_str().unwrap().contains("https://"), "{v}");
+    // The token is never a flag: without the variable, a usage error.
+    let o = run(
+        None,
+        &[
+            "webhook",
+            "verify",
+            "twilio",
+            "--url",
+            "https://x/y",
+            "--signature",
+            "s",
+        ],
+        Some(doc),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("TWILIO_AUTH_TOKEN"));
 }

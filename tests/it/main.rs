@@ -23,3 +23,5 @@ mod store_file;
 mod tamper;
 #[cfg(all(feature = "twilio", feature = "ureq"))]
 mod twilio;
+#[cfg(feature = "twilio")]
+mod twilio_properties;

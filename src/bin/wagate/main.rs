@@ -20,6 +20,7 @@ mod sends;
 mod stats;
 mod templates;
 mod verify;
+mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -123,6 +124,9 @@ enum Command {
         wagate --db shop.db templates set --name otp --language en --category authentication --status approved --body 'Code {{1}}'"
     )]
     Templates(templates::Command),
+    /// Provider webhooks captured from the wire: what they mean, and whether their signature holds.
+    #[command(subcommand)]
+    Webhook(webhook::Command),
     /// Counts: people, addresses, opted in, opted out, windows open now.
     #[command(after_help = "Example:\n  wagate --db shop.db stats")]
     Stats {
@@ -235,6 +239,7 @@ fn run(cli: Cli) -> Result<u8, Fail> {
         Command::Import { file } => import::run(&db.create()?, business, &file),
         Command::Templates(cmd) => templates::run(&db, business, cmd),
         Command::Stats { json } => stats::run(&db, business, json),
+        Command::Webhook(cmd) => webhook::run(&cmd),
     }
 }
 
