@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             Reservation::Ready(pending) => {
                 let text = match &pending.message().content {
-                    Content::Freeform { text } => text.clone(),
+                    Content::Freeform { text, .. } => text.clone(),
                     Content::Template { name, .. } => format!("template {name}"),
                 };
                 let answer = provider_call(attempt, &text);

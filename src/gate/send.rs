@@ -24,9 +24,18 @@ pub(super) fn request_fingerprint(req: &SendRequest) -> Hash {
     d.field(raw(req.sender()).as_bytes());
     d.field(raw(req.user()).as_bytes());
     match req.content() {
-        Content::Freeform { text } => {
+        Content::Freeform { text, media } => {
             d.field(b"freeform");
             d.field(text.as_bytes());
+            // Only when present, so text-only requests keep the digests
+            // recorded before media existed.
+            if !media.is_empty() {
+                d.field(b"media");
+                d.field(media.len().to_string().as_bytes());
+                for url in media {
+                    d.field(url.as_bytes());
+                }
+            }
         }
         Content::Template {
             name,

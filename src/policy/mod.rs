@@ -253,6 +253,9 @@ pub enum Content {
     Freeform {
         /// The text, or a caption for media.
         text: String,
+        /// Public URLs of media to attach (Twilio `MediaUrl`); usually
+        /// empty.
+        media: Vec<String>,
     },
     /// A pre-approved template.
     Template {
@@ -268,7 +271,30 @@ pub enum Content {
 impl Content {
     /// A freeform text.
     pub fn text(text: impl Into<String>) -> Self {
-        Content::Freeform { text: text.into() }
+        Content::Freeform {
+            text: text.into(),
+            media: Vec::new(),
+        }
+    }
+
+    /// A freeform message with media attached (public URLs the provider
+    /// fetches), `caption` as its text. Freeform like any text: only
+    /// inside the window.
+    ///
+    /// ```
+    /// use wagate::Content;
+    /// let c = Content::media("Your invoice", ["https://example.com/invoice.pdf"]);
+    /// assert!(c.template_key().is_none());
+    /// ```
+    pub fn media<I, S>(caption: impl Into<String>, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Content::Freeform {
+            text: caption.into(),
+            media: urls.into_iter().map(Into::into).collect(),
+        }
     }
 
     /// The template's name and language, for a template.

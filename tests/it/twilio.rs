@@ -962,3 +962,69 @@ async fn end_to_end_async_over_reqwest() {
         "{out:?}"
     );
 }
+
+#[test]
+fn media_goes_as_media_url_and_is_part_of_what_a_key_names() {
+    let (gate, clock) = gate();
+    let b = gate.business("acme").unwrap();
+    let server = FakeServer::start(created("SM800"));
+    let transport = TwilioTransport::new(config(&server), ureq::Agent::new_with_defaults());
+    clock.set(t(HOUR));
+    b.ingest(&consent(
+        &user(1),
+        wagate::Action::OptIn,
+        wagate::Scope::All,
+        0,
+    ))
+    .unwrap();
+    b.ingest(&inbound(
+        &user(1),
+        &sender(0),
+        MessageKind::Text,
+        "invoice?",
+        HOUR,
+        "SM1",
+    ))
+    .unwrap();
+    let invoice = Content::media(
+        "Your invoice",
+        ["https://example.com/a.pdf", "https://example.com/b.pdf"],
+    );
+    let req = SendRequest::between(sender(0), user(1), invoice);
+    assert!(b.send(&req, "m-1", &transport).unwrap().sent());
+    let r = &server.seen()[0];
+    let urls: Vec<String> = r
+        .form()
+        .into_iter()
+        .filter(|(k, _)| k == "MediaUrl")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        urls,
+        ["https://example.com/a.pdf", "https://example.com/b.pdf"]
+    );
+    assert_eq!(r.field("Body").as_deref(), Some("Your invoice"));
+    // The same key with other media is another request: an error, not a duplicate.
+    let other = SendRequest::between(
+        sender(0),
+        user(1),
+        Content::media("Your invoice", ["https://example.com/c.pdf"]),
+    );
+    assert!(matches!(
+        b.send(&other, "m-1", &transport),
+        Err(wagate::Error::KeyReused(_))
+    ));
+    assert!(b.send(&req, "m-1", &transport).unwrap().duplicate());
+    // Media without a caption sends no empty Body.
+    let bare = SendRequest::between(
+        sender(0),
+        user(1),
+        Content::media("", ["https://example.com/d.png"]),
+    );
+    server.then(created("SM801"));
+    assert!(b.send(&bare, "m-2", &transport).unwrap().sent());
+    assert_eq!(server.seen()[1].field("Body"), None);
+    // A window closed: media is freeform, so a template is required.
+    clock.set(t(HOUR + 25 * HOUR));
+    assert_eq!(b.check(&req).unwrap().reason, Reason::WindowClosed);
+}

@@ -247,8 +247,13 @@ pub fn message_request(
         None => form.append_pair("From", message.from.as_str()),
     };
     match &message.content {
-        Content::Freeform { text } => {
-            form.append_pair("Body", text);
+        Content::Freeform { text, media } => {
+            if !text.is_empty() || media.is_empty() {
+                form.append_pair("Body", text);
+            }
+            for url in media {
+                form.append_pair("MediaUrl", url);
+            }
         }
         Content::Template {
             name,
