@@ -14,6 +14,8 @@ mod async_gate;
 mod cli;
 mod common;
 mod docs;
+#[cfg(feature = "tokio")]
+mod examples;
 #[cfg(feature = "twilio")]
 mod fake_http;
 mod model;
