@@ -105,6 +105,16 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// One event of an all-or-nothing batch
+    /// ([`Business::ingest_all`](crate::Business::ingest_all)) failed:
+    /// nothing of the batch was written.
+    #[error("event {index} of the batch: {source}; nothing of the batch was applied")]
+    InBatch {
+        /// Its position in the batch, from 0.
+        index: usize,
+        /// Why it failed.
+        source: Box<Error>,
+    },
     /// SQLite failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),

@@ -419,6 +419,25 @@ pub struct StatusCallback {
     pub from: Option<Address>,
     /// The user, as the callback names it (a phone or a BSUID).
     pub to: Option<Address>,
+    /// What the provider says the message costs (Meta's `pricing`), kept
+    /// with the send.
+    pub pricing: Option<Pricing>,
+}
+
+/// The pricing a provider reports with a status (Meta: `pricing.category`
+/// such as `marketing` or `service`, `pricing.type` such as
+/// `free_entry_point`, `free_customer_service` or `regular`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Pricing {
+    /// The pricing category.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The pricing type.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Whether the message is billed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub billable: Option<bool>,
 }
 
 impl StatusCallback {
@@ -432,6 +451,7 @@ impl StatusCallback {
             received_at: None,
             from: None,
             to: None,
+            pricing: None,
         }
     }
 

@@ -96,7 +96,12 @@ pub mod error;
 pub mod event;
 pub mod gate;
 pub mod policy;
-#[cfg(any(feature = "twilio", feature = "ureq", feature = "reqwest"))]
+#[cfg(any(
+    feature = "twilio",
+    feature = "meta",
+    feature = "ureq",
+    feature = "reqwest"
+))]
 pub mod providers;
 pub mod scenario;
 #[doc(hidden)]
@@ -108,7 +113,7 @@ pub use address::{Address, AddressError};
 pub use error::{Error, Result, StoreError};
 pub use event::{
     ConsentEvent, DeliveryStatus, Event, InboundMessage, IngestOutcome, LinkEvent, MessageKind,
-    Referral, StatusCallback, TemplateRecord, TemplateStatusUpdate,
+    Pricing, Referral, StatusCallback, TemplateRecord, TemplateStatusUpdate,
 };
 pub use gate::{
     Business, ConsentRecord, Delivery, Gate, GateConfig, Pending, PersonView, Reservation,

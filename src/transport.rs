@@ -16,8 +16,13 @@ pub struct OutboundMessage {
     pub key: String,
     /// The business's sender.
     pub from: Address,
-    /// The user.
+    /// The user, as the request named them.
     pub to: Address,
+    /// The person's phone when `to` is a business-scoped id linked to one
+    /// (RULES R8): providers send to the phone when they know it (Meta
+    /// recommends it; phone fields then keep coming in webhooks). `None`
+    /// when `to` is a phone or an unlinked business-scoped id.
+    pub phone: Option<Address>,
     /// Freeform text or a template with its variables.
     pub content: Content,
     /// The rendered template body, for templates.

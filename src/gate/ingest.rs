@@ -109,6 +109,47 @@ impl Business {
         })
     }
 
+    /// Ingests events all together or not at all: one transaction, and
+    /// the first event that fails rolls every one back. For a provider
+    /// payload that carries several events (a Meta webhook), so a retry
+    /// of the whole payload finds nothing half applied.
+    ///
+    /// ```
+    /// use wagate::{Address, Event, Gate, InboundMessage, Timestamp};
+    /// let acme = Gate::open_in_memory()?.business("acme")?;
+    /// let (user, shop) = (Address::parse("+15550001111")?, Address::parse("+14155238886")?);
+    /// let at = Timestamp::parse("2026-03-01T10:00:00Z")?;
+    /// let ok = Event::Inbound(InboundMessage::text(user.clone(), shop.clone(), "hi", at).with_id("m1"));
+    /// let bad = Event::Inbound(InboundMessage::text(user, shop, "other text", at).with_id("m1"));
+    /// let err = acme.ingest_all(&[ok.clone(), bad]).unwrap_err();
+    /// assert!(matches!(err, wagate::Error::InBatch { index: 1, .. }));
+    /// // Nothing landed: the first event is new again.
+    /// assert!(!acme.ingest_all(&[ok])?[0].duplicate);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InBatch`] naming the first event that failed, or a store
+    /// error; in both cases nothing was written.
+    pub fn ingest_all(&self, events: &[Event]) -> Result<Vec<IngestOutcome>> {
+        self.gate.write(|w| {
+            let now = self.gate.clock.now();
+            let mut out = Vec::with_capacity(events.len());
+            for (index, e) in events.iter().enumerate() {
+                // A store failure stays what it is; an event's own error
+                // is named by its position.
+                let outcome =
+                    w.item(|db| self.apply(db, e, now))?
+                        .map_err(|source| Error::InBatch {
+                            index,
+                            source: Box::new(source),
+                        })?;
+                out.push(outcome);
+            }
+            Ok(out)
+        })
+    }
+
     pub(super) fn apply(&self, db: Db<'_>, event: &Event, now: Timestamp) -> Result<IngestOutcome> {
         match event {
             Event::Inbound(m) => self.inbound(db, m, now),
@@ -301,6 +342,9 @@ impl Business {
             return self.status_elsewhere(db, s, received);
         };
         db.advance_status(send.id, s.status)?;
+        if let Some(p) = &s.pricing {
+            db.set_pricing(send.id, p)?;
+        }
         let mut out = IngestOutcome::default();
         if let Some(code) = s.error_code
             && self.feedback(db, &send, code, received)?

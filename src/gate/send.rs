@@ -361,10 +361,16 @@ impl Business {
                 .unwrap_or_default(),
             None => (None, None),
         };
+        let phone = if to.is_bsuid() {
+            self.linked_phone(db, to)?
+        } else {
+            None
+        };
         let message = OutboundMessage {
             key: key.to_owned(),
             from: from.clone(),
             to: to.clone(),
+            phone,
             content: req.content().clone(),
             rendered: decision.facts.rendered.clone(),
             twilio_content_sid: sid,
@@ -372,5 +378,28 @@ impl Business {
             purpose: req.purpose().cloned(),
         };
         Ok(Reserved::Go(Box::new((decision, id, message))))
+    }
+
+    /// The first phone linked to a business-scoped id's person, if any.
+    fn linked_phone(&self, db: Db<'_>, bsuid: &Address) -> Result<Option<Address>> {
+        let Some(row) = db.address(self.id, bsuid.as_str())? else {
+            return Ok(None);
+        };
+        if !row.linked {
+            return Ok(None);
+        }
+        for a in db.person_addresses(self.id, row.person)? {
+            if a.key.starts_with("whatsapp:") {
+                // A stored phone that no longer parses is a corrupt row:
+                // fail closed rather than send elsewhere.
+                return Address::parse_phone(&a.key)
+                    .map(Some)
+                    .map_err(|e| Error::Corrupt {
+                        table: "users",
+                        detail: format!("address {}: {e}", a.id),
+                    });
+            }
+        }
+        Ok(None)
     }
 }

@@ -71,6 +71,14 @@ impl AsyncBusiness {
         self.run(move |b| b.ingest_batch(&events)).await
     }
 
+    /// [`Business::ingest_all`] on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`Business::ingest_all`].
+    pub async fn ingest_all(&self, events: Vec<Event>) -> Result<Vec<IngestOutcome>> {
+        self.run(move |b| b.ingest_all(&events)).await
+    }
+
     /// [`Business::check`] on the blocking pool.
     ///
     /// # Errors

@@ -84,7 +84,8 @@ fn timeout_of(request: &HttpRequest) -> Option<Duration> {
 }
 
 /// Blocking, with ureq's connection pool. Statuses are answers, not errors;
-/// the request's [`Timeout`] bounds the whole call.
+/// the request's [`Timeout`] bounds the whole call. A body that fails to
+/// arrive after the status is read as empty.
 #[cfg(feature = "ureq")]
 impl SyncHttpClient for ureq::Agent {
     type Error = ureq::Error;
@@ -96,13 +97,22 @@ impl SyncHttpClient for ureq::Agent {
         }
         let answer = self.run(config.build())?;
         let (parts, mut body) = answer.into_parts();
-        let bytes = body.with_config().limit(MAX_RESPONSE_BYTES).read_to_vec()?;
+        // Once a status came, the provider answered: a body that then
+        // fails to arrive (a timeout, a cut connection, too large) is an
+        // answer without a readable body, not "no answer" (a 2xx may mean
+        // the message went; retrying could send it twice).
+        let bytes = body
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_vec()
+            .unwrap_or_default();
         Ok(::http::Response::from_parts(parts, bytes))
     }
 }
 
 /// Async, on tokio (rustls). The request's [`Timeout`] bounds the whole
-/// call; the body is read up to [`MAX_RESPONSE_BYTES`].
+/// call; the body is read up to [`MAX_RESPONSE_BYTES`] and cut there, or
+/// where it stopped arriving.
 #[cfg(feature = "reqwest")]
 impl AsyncHttpClient for reqwest::Client {
     type Error = reqwest::Error;
@@ -122,8 +132,11 @@ impl AsyncHttpClient for reqwest::Client {
             if let Some(headers) = response.headers_mut() {
                 *headers = std::mem::take(answer.headers_mut());
             }
+            // Once a status came, the provider answered: a body that then
+            // fails to arrive or is too large is cut, not "no answer" (a
+            // 2xx may mean the message went; retrying could send it twice).
             let mut body = Vec::new();
-            while let Some(chunk) = answer.chunk().await? {
+            while let Ok(Some(chunk)) = answer.chunk().await {
                 if body.len() as u64 + chunk.len() as u64 > MAX_RESPONSE_BYTES {
                     break;
                 }

@@ -11,5 +11,7 @@
 //! and implement [`Transport`](crate::transport::Transport).
 
 pub mod http;
+#[cfg(feature = "meta")]
+pub mod meta;
 #[cfg(feature = "twilio")]
 pub mod twilio;

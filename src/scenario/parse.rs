@@ -235,6 +235,7 @@ fn parse(text: &str, live: bool) -> std::result::Result<Line, LineError> {
                 received_at,
                 from,
                 to,
+                pricing: None,
             })
         }
         "link" => Event::Link(LinkEvent {

@@ -62,6 +62,10 @@ const MIGRATIONS: &[Migration] = &[
         // Version 1 rows get their chain hashes (SHA-256 is not SQL).
         after: Some(consent::backfill_chains),
     },
+    Migration {
+        sql: include_str!("../../migrations/sqlite/0003_pricing.sql"),
+        after: None,
+    },
 ];
 
 /// The schema version this build writes.

@@ -170,6 +170,9 @@ pub struct SendRecord {
     /// Error codes from status callbacks that took effect.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub feedback: Vec<i64>,
+    /// What the provider said it costs (Meta's status `pricing`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<crate::event::Pricing>,
 }
 
 impl Db<'_> {
@@ -363,6 +366,19 @@ impl Db<'_> {
         Ok(n == 1)
     }
 
+    /// Keeps the pricing a provider reported for a send (the latest wins).
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn set_pricing(self, id: i64, pricing: &crate::event::Pricing) -> Result<()> {
+        let json = serde_json::to_string(pricing)
+            .map_err(|e| crate::Error::InvalidEvent(format!("pricing: {e}")))?;
+        self.0
+            .prepare_cached("UPDATE sends SET pricing = ?2 WHERE id = ?1")?
+            .execute(params![id, json])?;
+        Ok(())
+    }
+
     /// Marks a provider error code of a send as applied; returns `false`
     /// when it already was (each (message, code) takes effect once).
     ///
@@ -444,7 +460,7 @@ impl Db<'_> {
         let mut sql = String::from(
             "SELECT s.id, s.idempotency_key, s.at, s.sender, s.recipient, s.content, s.template_name,
                     s.template_language, s.purpose, s.verdict, s.reason, s.facts, s.state,
-                    s.provider_id, s.status, s.error_code, s.error
+                    s.provider_id, s.status, s.error_code, s.error, s.pricing
              FROM sends s WHERE s.business_id = ?1 AND s.at >= ?2 AND s.at < ?3",
         );
         let mut args: Vec<rusqlite::types::Value> = vec![
@@ -494,6 +510,9 @@ impl Db<'_> {
                 status: r.get(14)?,
                 error_code: r.get(15)?,
                 error: r.get(16)?,
+                pricing: r
+                    .get::<_, Option<String>>(17)?
+                    .and_then(|p| serde_json::from_str(&p).ok()),
                 feedback: Vec::new(),
             });
         }

@@ -47,6 +47,9 @@ pub struct Answer {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub delay: Duration,
+    /// Claim this many more body bytes than are sent, then stall for
+    /// `delay` (a body that stops arriving after the status).
+    pub short_by: usize,
 }
 
 impl Answer {
@@ -56,6 +59,16 @@ impl Answer {
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: body.into(),
             delay: Duration::ZERO,
+            short_by: 0,
+        }
+    }
+
+    /// The status and part of the body, then nothing for `stall`.
+    pub fn stalling(status: u16, partial: &str, stall: Duration) -> Self {
+        Answer {
+            short_by: 100,
+            delay: stall,
+            ..Answer::json(status, partial)
         }
     }
 
@@ -159,11 +172,13 @@ impl FakeServer {
                     .pop_front()
                     .unwrap_or_else(|| self.fallback.clone())
             };
-            std::thread::sleep(answer.delay);
+            if answer.short_by == 0 {
+                std::thread::sleep(answer.delay);
+            }
             let mut text = format!(
                 "HTTP/1.1 {} X\r\nContent-Length: {}\r\n",
                 answer.status,
-                answer.body.len()
+                answer.body.len() + answer.short_by
             );
             for (k, v) in &answer.headers {
                 text.push_str(&format!("{k}: {v}\r\n"));
@@ -171,6 +186,11 @@ impl FakeServer {
             text.push_str("\r\n");
             text.push_str(&answer.body);
             if out.write_all(text.as_bytes()).is_err() {
+                return;
+            }
+            if answer.short_by > 0 {
+                let _ = out.flush();
+                std::thread::sleep(answer.delay);
                 return;
             }
         }

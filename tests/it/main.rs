@@ -18,6 +18,8 @@ mod docs;
 mod examples;
 #[cfg(feature = "twilio")]
 mod fake_http;
+#[cfg(feature = "meta")]
+mod meta_signature;
 mod model;
 mod properties;
 mod scenarios;

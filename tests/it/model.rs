@@ -446,6 +446,7 @@ proptest! {
                     let r = b.ingest(&Event::Status(StatusCallback {
                         id: format!("k{key}"), status, error_code: code, at: t(m.now), received_at: None,
                         from: None, to: None,
+                        pricing: None,
                     }));
                     let Some(send) = m.sends.get(&format!("k{key}")).cloned() else {
                         prop_assert!(matches!(r, Err(Error::UnknownMessage(_))), "step {}: status for a message never sent", step);

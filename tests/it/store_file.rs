@@ -130,6 +130,7 @@ fn reopen_finds_everything() {
         received_at: None,
         from: None,
         to: None,
+        pricing: None,
     }))
     .unwrap();
 }
@@ -387,6 +388,7 @@ fn provider_feedback_takes_effect_once() {
             received_at: None,
             from: None,
             to: None,
+            pricing: None,
         })
     };
     use wagate::DeliveryStatus::*;
@@ -433,6 +435,7 @@ fn provider_feedback_takes_effect_once() {
             received_at: None,
             from: None,
             to: None,
+            pricing: None,
         }))
         .unwrap_err();
     assert!(matches!(err, Error::UnknownMessage(ref id) if id == "nope"));
@@ -521,6 +524,7 @@ fn concurrent_ingest_is_grouped_durable_and_isolated() {
                             received_at: None,
                             from: None,
                             to: None,
+                            pricing: None,
                         }));
                         assert!(matches!(r, Err(Error::UnknownMessage(_))));
                         bad += 1;

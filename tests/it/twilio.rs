@@ -416,19 +416,38 @@ fn a_missing_or_malformed_required_parameter_is_named() {
         named("MessageSid=SM1&From=whatsapp%3A%2B15550001111&To=whatsapp%3AUS.1"),
         "To"
     );
-    assert_eq!(named(&format!("{BASE}&NumMedia=two")), "NumMedia");
+    // Another channel (an SMS on a shared Messaging Service) is not WhatsApp.
     assert_eq!(
-        named(&format!("{BASE}&Latitude=north&Longitude=1")),
-        "Latitude"
+        named("MessageSid=SM1&From=%2B15550001111&To=whatsapp%3A%2B14155238886&Body=STOP"),
+        "From"
     );
     assert_eq!(
-        named(&format!("{BASE}&Latitude=91&Longitude=1")),
-        "Latitude"
+        named("MessageSid=SM1&From=whatsapp%3A%2B15550001111&To=%2B14155238886&Body=STOP"),
+        "To"
     );
-    assert_eq!(
-        named(&format!("{BASE}&ExternalUserId=whatsapp%3Ahas%20space")),
-        "ExternalUserId"
-    );
+    // Optional parameters that cannot be read are left out with a warning:
+    // the message (a STOP here) still counts.
+    for extra in [
+        "NumMedia=two",
+        "Latitude=north&Longitude=1",
+        "Latitude=91&Longitude=1",
+        "Latitude=1",
+        "ExternalUserId=whatsapp%3Ahas%20space",
+    ] {
+        let hook = TwilioWebhook::parse(format!("{BASE}&Body=STOP&{extra}").as_bytes()).unwrap();
+        let TwilioWebhook::Inbound(m) = &hook else {
+            panic!("{extra}")
+        };
+        assert!(!m.warnings.is_empty(), "{extra}");
+        let Event::Inbound(e) = hook.event(at()) else {
+            panic!()
+        };
+        assert_eq!(
+            (e.body.as_deref(), e.user_id),
+            (Some("STOP"), None),
+            "{extra}"
+        );
+    }
     assert_eq!(named("MessageSid=SM1&MessageStatus=lost"), "MessageStatus");
     assert_eq!(
         named("MessageSid=SM1&MessageStatus=failed&ErrorCode=E1"),
@@ -499,6 +518,7 @@ fn outbound(content: Content, content_sid: Option<&str>) -> wagate::transport::O
         key: "k1".into(),
         from: sender(0),
         to: user(1),
+        phone: None,
         content,
         rendered: None,
         twilio_content_sid: content_sid.map(str::to_owned),
@@ -629,6 +649,18 @@ fn both_error_shapes_and_their_classes() {
         started.elapsed() < Duration::from_millis(1400),
         "{:?}",
         started.elapsed()
+    );
+    // A 2xx whose body stalls past the timeout: an answer, not "no answer"
+    // (the message may be queued: a retry could send it twice).
+    server.then(Answer::stalling(
+        201,
+        r#"{"sid":"SMst"#,
+        Duration::from_millis(1500),
+    ));
+    let e = t.send(&msg).unwrap_err();
+    assert!(
+        matches!(e, TwilioError::Answer { status: 201, .. }) && !e.is_transient(),
+        "{e}"
     );
     // A 2xx that is not a message: not transient (it may be queued).
     server.then(Answer::json(201, "{}"));

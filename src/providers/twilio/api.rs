@@ -10,6 +10,7 @@
 //!     key: "reply-1".into(),
 //!     from: Address::parse("whatsapp:+14155238886")?,
 //!     to: Address::parse("whatsapp:+15550001111")?,
+//!     phone: None,
 //!     content: Content::text("It ships today."),
 //!     rendered: None,
 //!     twilio_content_sid: None,
@@ -228,7 +229,8 @@ impl Failure for TwilioError {
 }
 
 /// The `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` for an
-/// allowed message: `To`, `From` (or `MessagingServiceSid`), then `Body`
+/// allowed message: `To` (the person's phone when the message names a
+/// business-scoped id linked to one), `From` (or `MessagingServiceSid`), then `Body`
 /// for freeform text, or `ContentSid` + `ContentVariables` for a template
 /// (never `Body`: since April 2025 a template sent as `Body` fails with
 /// 63016), and `StatusCallback` when configured.
@@ -241,7 +243,9 @@ pub fn message_request(
     message: &OutboundMessage,
 ) -> Result<HttpRequest, TwilioError> {
     let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("To", &twilio_address(message.to.as_str()));
+    // A business-scoped id linked to a phone goes to the phone.
+    let to = message.phone.as_ref().unwrap_or(&message.to);
+    form.append_pair("To", &twilio_address(to.as_str()));
     match &config.messaging_service_sid {
         Some(sid) => form.append_pair("MessagingServiceSid", sid),
         None => form.append_pair("From", message.from.as_str()),
@@ -276,6 +280,13 @@ pub fn message_request(
     }
     if let Some(url) = &config.status_callback {
         form.append_pair("StatusCallback", url);
+    }
+    let base = config.base_url.to_ascii_lowercase();
+    if !base.starts_with("https://") && !base.starts_with("http://") {
+        return Err(TwilioError::Request(format!(
+            "base URL {:?} is not http(s)://",
+            config.base_url
+        )));
     }
     let url = format!(
         "{}/2010-04-01/Accounts/{}/Messages.json",
@@ -359,20 +370,28 @@ pub fn message_response(response: HttpResponse) -> Result<TwilioReceipt, TwilioE
         .and_then(|v| v.to_str().ok())
         .and_then(retry_after);
     let body: ErrorBody = serde_json::from_slice(response.body()).unwrap_or_default();
+    // The code: `code` (a whole number, also written as 21610.0 or
+    // "21610"), else the last segment of the problem's `type` or of
+    // `more_info` (https://www.twilio.com/docs/errors/21610).
+    let from_url = |u: &Option<String>| {
+        u.as_deref()
+            .and_then(|t| t.trim_end_matches('/').rsplit('/').next())
+            .and_then(|last| last.parse::<u64>().ok())
+    };
     let code = body
         .code
         .as_ref()
         .and_then(|c| match c {
-            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::Number(n) => n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+                    .map(|f| f as u64)
+            }),
             serde_json::Value::String(s) => s.trim().parse().ok(),
             _ => None,
         })
-        .or_else(|| {
-            body.kind
-                .as_deref()
-                .and_then(|t| t.trim_end_matches('/').rsplit('/').next())
-                .and_then(|last| last.parse().ok())
-        })
+        .or_else(|| from_url(&body.kind))
+        .or_else(|| from_url(&body.more_info))
         .and_then(|c| u32::try_from(c).ok());
     let message = body
         .message

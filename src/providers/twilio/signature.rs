@@ -22,6 +22,10 @@ use sha2::{Digest, Sha256};
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignatureError {
+    /// The auth token given to check with is empty: anyone could sign with
+    /// it, so nothing is accepted.
+    #[error("no auth token to check the signature with (is TWILIO_AUTH_TOKEN set and not empty?)")]
+    NoToken,
     /// The request carries no `X-Twilio-Signature` header.
     #[error(
         "no X-Twilio-Signature header: the request did not come from Twilio, or a proxy dropped the header"
@@ -140,6 +144,10 @@ pub fn validate<K: AsRef<str>, V: AsRef<str>>(
     params: &[(K, V)],
     signature: Option<&str>,
 ) -> Result<(), SignatureError> {
+    // An HMAC with an empty key is one anybody can compute.
+    if auth_token.trim().is_empty() {
+        return Err(SignatureError::NoToken);
+    }
     let expected = decode(signature)?;
     let candidates = url_forms(url)?;
     if candidates

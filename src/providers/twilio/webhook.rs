@@ -210,6 +210,9 @@ pub struct TwilioInbound {
     pub original_replied_message_sender: Option<String>,
     /// `Forwarded`.
     pub forwarded: bool,
+    /// Optional parameters that could not be read and were left out (the
+    /// message still counts: a STOP must not be lost to a bad `Latitude`).
+    pub warnings: Vec<String>,
 }
 
 /// A status callback for an outbound message.
@@ -290,10 +293,22 @@ impl TwilioWebhook {
     }
 }
 
+/// The part after `whatsapp:`: a webhook for another channel (an SMS on a
+/// shared Messaging Service) is not about WhatsApp consent or windows.
+fn whatsapp<'a>(name: &'static str, value: &'a str) -> Result<&'a str, WebhookError> {
+    value.strip_prefix("whatsapp:").ok_or_else(|| {
+        malformed(
+            name,
+            value,
+            "not a WhatsApp address (whatsapp:...): another channel's message is not for the gate",
+        )
+    })
+}
+
 /// A user address as Twilio writes it: `whatsapp:+E164`, or
 /// `whatsapp:<business-scoped id>` for a user without a phone.
 fn user_address(name: &'static str, value: &str) -> Result<Address, WebhookError> {
-    let bare = value.strip_prefix("whatsapp:").unwrap_or(value);
+    let bare = whatsapp(name, value)?;
     let parsed = if bare.starts_with('+') || bare.starts_with(|c: char| c.is_ascii_digit()) {
         Address::parse_phone(&format!("+{}", bare.trim_start_matches('+')))
     } else if let Some(id) = bare.strip_prefix("bsuid:") {
@@ -305,7 +320,7 @@ fn user_address(name: &'static str, value: &str) -> Result<Address, WebhookError
 }
 
 fn sender_address(name: &'static str, value: &str) -> Result<Address, WebhookError> {
-    let bare = value.strip_prefix("whatsapp:").unwrap_or(value);
+    let bare = whatsapp(name, value)?;
     Address::parse_phone(bare).map_err(|e| malformed(name, value, e.to_string()))
 }
 
@@ -349,6 +364,14 @@ fn kind_of(form: &Form, media: usize, location: bool) -> MessageKind {
     }
 }
 
+/// An optional parameter: its value, or `None` and a warning.
+fn lenient<T>(warnings: &mut Vec<String>, r: Result<Option<T>, WebhookError>) -> Option<T> {
+    r.unwrap_or_else(|e| {
+        warnings.push(e.to_string());
+        None
+    })
+}
+
 /// At most this many attachments are read (Twilio allows 10 per message).
 const MAX_MEDIA: u32 = 100;
 
@@ -356,29 +379,44 @@ impl TwilioInbound {
     /// Reads an incoming message's parameters.
     ///
     /// # Errors
-    /// [`WebhookError`] naming the parameter: `From`, `To` and
-    /// `MessageSid` are required; `ExternalUserId`, `NumMedia`,
-    /// `Latitude`/`Longitude` must be readable when present.
+    /// [`WebhookError`] naming the parameter: `From`, `To` (WhatsApp
+    /// addresses) and `MessageSid` are required. Other parameters that
+    /// cannot be read are left out and listed in
+    /// [`warnings`](TwilioInbound::warnings).
     pub fn from_form(form: &Form) -> Result<Self, WebhookError> {
         let message_sid = form.required("MessageSid")?.to_owned();
         let from = user_address("From", form.required("From")?)?;
         let to = sender_address("To", form.required("To")?)?;
-        let external_user_id = form
-            .get("ExternalUserId")
-            .map(|v| {
-                let id = v.strip_prefix("whatsapp:").unwrap_or(v);
-                let id = id.strip_prefix("bsuid:").unwrap_or(id);
-                Address::from_bsuid(id).map_err(|e| malformed("ExternalUserId", v, e.to_string()))
-            })
-            .transpose()?;
-        let num_media = number::<u32>(form, "NumMedia", "a count of attachments")?.unwrap_or(0);
-        if num_media > MAX_MEDIA {
-            return Err(malformed(
-                "NumMedia",
-                &num_media.to_string(),
-                format!("more than {MAX_MEDIA} attachments"),
-            ));
-        }
+        let mut warnings = Vec::new();
+        let external_user_id = lenient(
+            &mut warnings,
+            form.get("ExternalUserId")
+                .map(|v| {
+                    let id = v.strip_prefix("whatsapp:").unwrap_or(v);
+                    let id = id.strip_prefix("bsuid:").unwrap_or(id);
+                    Address::from_bsuid(id)
+                        .map_err(|e| malformed("ExternalUserId", v, e.to_string()))
+                })
+                .transpose(),
+        );
+        let num_media = lenient(
+            &mut warnings,
+            number::<u32>(form, "NumMedia", "a count of attachments"),
+        )
+        .unwrap_or(0);
+        let num_media = if num_media > MAX_MEDIA {
+            warnings.push(
+                malformed(
+                    "NumMedia",
+                    &num_media.to_string(),
+                    format!("more than {MAX_MEDIA} attachments; the first {MAX_MEDIA} are read"),
+                )
+                .to_string(),
+            );
+            MAX_MEDIA
+        } else {
+            num_media
+        };
         let media = (0..num_media)
             .filter_map(|i| {
                 form.string(&format!("MediaUrl{i}")).map(|url| Media {
@@ -387,20 +425,12 @@ impl TwilioInbound {
                 })
             })
             .collect::<Vec<_>>();
-        let latitude = number::<f64>(form, "Latitude", "degrees")?;
-        let longitude = number::<f64>(form, "Longitude", "degrees")?;
+        let latitude = lenient(&mut warnings, number::<f64>(form, "Latitude", "degrees"));
+        let longitude = lenient(&mut warnings, number::<f64>(form, "Longitude", "degrees"));
         let location = match (latitude, longitude) {
-            (Some(lat), Some(lon)) => {
-                if !(-90.0..=90.0).contains(&lat) {
-                    return Err(malformed("Latitude", &lat.to_string(), "must be -90 to 90"));
-                }
-                if !(-180.0..=180.0).contains(&lon) {
-                    return Err(malformed(
-                        "Longitude",
-                        &lon.to_string(),
-                        "must be -180 to 180",
-                    ));
-                }
+            (Some(lat), Some(lon))
+                if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
+            {
                 Some(Location {
                     latitude: lat,
                     longitude: lon,
@@ -408,13 +438,15 @@ impl TwilioInbound {
                     label: form.string("Label"),
                 })
             }
-            (Some(_), None) => {
-                return Err(WebhookError::Missing("Longitude (Latitude came alone)"));
-            }
-            (None, Some(_)) => {
-                return Err(WebhookError::Missing("Latitude (Longitude came alone)"));
-            }
             (None, None) => None,
+            (lat, lon) => lenient(
+                &mut warnings,
+                Err(malformed(
+                    "Latitude",
+                    &format!("{lat:?}/{lon:?}"),
+                    "a location needs Latitude -90 to 90 and Longitude -180 to 180",
+                )),
+            ),
         };
         let referral = TwilioReferral {
             source_type: form.string("ReferralSourceType"),
@@ -425,7 +457,8 @@ impl TwilioInbound {
             media_id: form.string("ReferralMediaId"),
             media_content_type: form.string("ReferralMediaContentType"),
             media_url: form.string("ReferralMediaUrl"),
-            num_media: form.string("ReferralNumMedia"),
+            // Twilio posts ReferralNumMedia=0 with every message.
+            num_media: form.string("ReferralNumMedia").filter(|n| n != "0"),
             ctwa_clid: form.string("ReferralCtwaClid"),
         };
         let kind = kind_of(
@@ -465,6 +498,7 @@ impl TwilioInbound {
             forwarded: form
                 .get("Forwarded")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+            warnings,
         })
     }
 
@@ -519,6 +553,7 @@ impl TwilioStatus {
             received_at: Some(received_at),
             from: self.from.clone(),
             to: self.to.clone(),
+            pricing: None,
         }
     }
 }
