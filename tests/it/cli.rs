@@ -12,6 +12,7 @@ fn wagate() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_wagate"));
     c.env_remove("WAGATE_DB");
     c.env_remove("TWILIO_AUTH_TOKEN");
+    c.env_remove("META_APP_SECRET");
     c
 }
 
@@ -1238,4 +1239,131 @@ fn webhook_parse_feeds_ingest_and_verify_explains_a_mismatch() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("TWILIO_AUTH_TOKEN"));
+}
+
+#[test]
+fn webhook_parse_and_verify_meta() {
+    let db = TempDb::new("cli-webhook-meta");
+    let payload = r#"{"object":"whatsapp_business_account","entry":[{"id":"WABA","time":1772359300,"changes":[
+{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"14155238886","phone_number_id":"PN1"},
+ "contacts":[{"profile":{"name":"Ana"},"wa_id":"","user_id":"US.1349"}],
+ "messages":[{"from_user_id":"US.1349","id":"wamid.1","timestamp":"1772359200","type":"text","text":{"body":"STOP"}}],
+ "errors":[{"code":130429,"title":"Rate limit hit"}]}},
+{"field":"user_preferences","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"14155238886","phone_number_id":"PN1"},
+ "user_preferences":[{"wa_id":"15550002222","category":"marketing_messages","value":"stop","timestamp":1772359250}]}},
+{"field":"message_template_status_update","value":{"event":"REINSTATED","message_template_id":123456,"message_template_name":"promo","message_template_language":"en_US"}},
+{"field":"account_update","value":{"phone_number":"14155238886"}}]}]}"#;
+    let o = run(
+        None,
+        &["webhook", "parse", "meta", "--at", "2026-03-01T10:05:00Z"],
+        Some(payload),
+    );
+    assert!(o.status.success(), "{o:?}");
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    // A username user: the BSUID alone, as user_id.
+    assert_eq!(
+        (
+            lines[0]["op"].as_str(),
+            lines[0]["user_id"].as_str(),
+            lines[0].get("from")
+        ),
+        (Some("inbound"), Some("US.1349"), None)
+    );
+    assert_eq!(lines[0]["at"], "2026-03-01T10:00:00.000Z");
+    assert_eq!(
+        (
+            lines[1]["op"].as_str(),
+            lines[1]["scope"].as_str(),
+            lines[1]["source"].as_str()
+        ),
+        (
+            Some("consent"),
+            Some("marketing"),
+            Some("provider_preference")
+        )
+    );
+    assert_eq!(
+        (
+            lines[2]["op"].as_str(),
+            lines[2]["status"].as_str(),
+            lines[2]["meta_template_id"].as_str()
+        ),
+        (Some("template"), Some("approved"), Some("123456"))
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("130429") && stderr.contains("account_update"),
+        "{stderr}"
+    );
+    // The lines ingest as they are.
+    let o = run(Some(&db.0), &["ingest", "-"], Some(&stdout(&o)));
+    assert!(json_lines(&o).iter().all(|l| l["ok"] == true), "{o:?}");
+    let o = run(
+        Some(&db.0),
+        &[
+            "check",
+            "--from",
+            "+14155238886",
+            "--to",
+            "bsuid:US.1349",
+            "--text",
+            "hi",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(4), "{o:?}");
+    // A malformed payload names the place and prints nothing.
+    let o = run(
+        None,
+        &["webhook", "parse", "meta"],
+        Some(r#"{"entry":[{"changes":[{"field":"messages","value":{"metadata":{}}}]}]}"#),
+    );
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(1), ""));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("payload.entry[0].changes[0].value.metadata.display_phone_number"),
+        "{o:?}"
+    );
+
+    // verify: Meta's Node SDK vector (body "test").
+    let verify = |secret: &str, sig: &str, body: &str| {
+        let mut c = wagate();
+        c.env("META_APP_SECRET", secret);
+        let mut child = c
+            .args(["webhook", "verify", "meta", "--json", "--signature", sig])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let sdk = "sha256=0c61947b610d4f45e65f3d680e26027121ec2413e77598bcb6cfc6e0d9888221";
+    let secret = "TEST_APP_SECRET";
+    let o = verify(secret, sdk, "test");
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let o = verify(secret, sdk, "test\n");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a JSON body is signed byte for byte: {o:?}"
+    );
+    assert_eq!(json_lines(&o)[0]["problem"], "mismatch");
+    let o = run(
+        None,
+        &["webhook", "verify", "meta", "--signature", sdk],
+        Some("test"),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "no secret in the environment: {o:?}"
+    );
 }

@@ -16,10 +16,12 @@ mod common;
 mod docs;
 #[cfg(feature = "tokio")]
 mod examples;
-#[cfg(feature = "twilio")]
+#[cfg(any(feature = "twilio", feature = "meta"))]
 mod fake_http;
 #[cfg(feature = "meta")]
 mod meta_signature;
+#[cfg(all(feature = "meta", feature = "ureq"))]
+mod meta_transport;
 mod model;
 mod properties;
 mod scenarios;

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use serde_json::{Value, json};
+use wagate::providers::meta::MetaWebhook;
+use wagate::providers::meta::signature as meta_signature;
 use wagate::providers::twilio::signature::{self, SignatureError};
 use wagate::providers::twilio::webhook::{Form, TwilioWebhook};
 use wagate::{Event, Timestamp};
@@ -22,23 +24,30 @@ const MAX_BODY: u64 = 1 << 20;
 pub enum Provider {
     /// Twilio (form-encoded bodies, X-Twilio-Signature).
     Twilio,
+    /// Meta's Cloud API (JSON payloads, X-Hub-Signature-256).
+    Meta,
 }
 
 /// `wagate webhook ...`.
 #[derive(Subcommand)]
 pub enum Command {
-    /// Print the scenario line (inbound or status) a captured webhook body means.
+    /// Print the scenario lines (inbound, status, consent, template, link) a captured webhook body means.
     #[command(after_help = "Examples:\n  \
         wagate webhook parse twilio body.txt\n  \
-        pbpaste | wagate webhook parse twilio --at 2026-03-01T10:00:00Z | wagate --db shop.db ingest -\n\n\
-        Twilio sends no time with an incoming message: it is dated --at, or now.")]
+        pbpaste | wagate webhook parse twilio --at 2026-03-01T10:00:00Z | wagate --db shop.db ingest -\n  \
+        wagate webhook parse meta payload.json | wagate --db shop.db ingest -\n\n\
+        Twilio sends no time with an incoming message: it is dated --at, or now. A Meta payload\n\
+        carries its own times (--at dates its receipt); what Meta reported beside the events\n\
+        (value errors, ignored fields) goes to stderr.")]
     Parse(ParseArgs),
-    /// Check a captured webhook's signature (token from TWILIO_AUTH_TOKEN) and say why it fails.
-    #[command(after_help = "Example:\n  \
+    /// Check a captured webhook's signature (secret from TWILIO_AUTH_TOKEN or META_APP_SECRET) and say why it fails.
+    #[command(after_help = "Examples:\n  \
         TWILIO_AUTH_TOKEN=... wagate webhook verify twilio --url 'https://hooks.example.com/twilio' \\\n      \
-        --signature 'RSOYDt4T1cUTdK1PDd93/VVr8B8=' body.txt\n\n\
-        --url is the URL Twilio requested (as configured in Twilio, with its query string), not the\n\
-        one your server saw behind a proxy. Exit 0 valid, 1 invalid (with the likely reason).")]
+        --signature 'RSOYDt4T1cUTdK1PDd93/VVr8B8=' body.txt\n  \
+        META_APP_SECRET=... wagate webhook verify meta --signature 'sha256=0c61...' payload.json\n\n\
+        Twilio: --url is the URL Twilio requested (as configured in Twilio, with its query string),\n\
+        not the one your server saw behind a proxy. Meta: the file must hold the exact bytes received.\n\
+        Exit 0 valid, 1 invalid (with the likely reason).")]
     Verify(VerifyArgs),
 }
 
@@ -61,10 +70,10 @@ pub struct VerifyArgs {
     provider: Provider,
     /// The body as posted; `-` or nothing for standard input.
     file: Option<PathBuf>,
-    /// The full URL the provider requested.
-    #[arg(long)]
-    url: String,
-    /// The signature header's value (X-Twilio-Signature).
+    /// The full URL the provider requested (Twilio).
+    #[arg(long, required_if_eq("provider", "twilio"))]
+    url: Option<String>,
+    /// The signature header's value (X-Twilio-Signature, X-Hub-Signature-256).
     #[arg(long)]
     signature: String,
     /// One JSON object instead of a sentence.
@@ -96,23 +105,55 @@ fn read_body(file: Option<&PathBuf>) -> Result<Vec<u8>, Fail> {
             format!("the body is larger than {MAX_BODY} bytes: not a webhook"),
         ));
     }
-    // A captured body often ends with the newline of the file it was saved in.
-    while body.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        body.pop();
-    }
     Ok(body)
 }
 
+/// A captured form body often ends with the newline of the file it was
+/// saved in (a JSON body is signed byte for byte: it is kept as is).
+fn trim_newline(mut body: Vec<u8>) -> Vec<u8> {
+    while body.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        body.pop();
+    }
+    body
+}
+
 fn parse(args: &ParseArgs) -> Result<u8, Fail> {
-    let Provider::Twilio = args.provider;
     let at = match &args.at {
         Some(s) => parse_time("--at", s)?,
         None => Timestamp::now(),
     };
     let body = read_body(args.file.as_ref())?;
-    let hook = TwilioWebhook::parse(&body).map_err(|e| Fail(EXIT_BAD_INPUT, e.to_string()))?;
-    let line = scenario_line(&hook.event(at));
-    writeln!(std::io::stdout().lock(), "{line}")?;
+    let bad = |e: &dyn std::fmt::Display| Fail(EXIT_BAD_INPUT, e.to_string());
+    let events = match args.provider {
+        Provider::Twilio => vec![
+            TwilioWebhook::parse(&trim_newline(body))
+                .map_err(|e| bad(&e))?
+                .event(at),
+        ],
+        Provider::Meta => {
+            let hook = MetaWebhook::parse(&body, at).map_err(|e| bad(&e))?;
+            for e in &hook.errors {
+                eprintln!(
+                    "wagate: Meta reported at {}: error {}{}",
+                    e.path,
+                    e.code
+                        .map_or_else(|| "(no code)".to_owned(), |c| c.to_string()),
+                    e.title
+                        .as_deref()
+                        .map(|t| format!(" {t}"))
+                        .unwrap_or_default()
+                );
+            }
+            for i in &hook.ignored {
+                eprintln!("wagate: ignored {i}");
+            }
+            hook.events
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for e in &events {
+        writeln!(out, "{}", scenario_line(e))?;
+    }
     Ok(0)
 }
 
@@ -189,32 +230,105 @@ fn scenario_line(event: &Event) -> Line {
                 m.insert("to", json!(t.as_str()));
             }
         }
-        // Twilio's webhooks mean only these two.
-        _ => {
+        Event::Consent(c) => {
+            m.insert("op", json!("consent"));
+            m.insert("at", json!(c.at.to_rfc3339()));
+            if let Some(r) = c.received_at {
+                m.insert("received_at", json!(r.to_rfc3339()));
+            }
+            m.insert("user", json!(c.user.as_str()));
+            m.insert("action", json!(c.action.as_str()));
+            m.insert("scope", json!(c.scope.as_str()));
+            m.insert("source", json!(c.source));
+            if let Some(e) = &c.evidence {
+                m.insert("evidence", json!(e));
+            }
+        }
+        Event::TemplateStatus(t) => {
+            m.insert("op", json!("template"));
+            m.insert("at", json!(t.at.to_rfc3339()));
+            if let Some(r) = t.received_at {
+                m.insert("received_at", json!(r.to_rfc3339()));
+            }
+            m.insert("name", json!(t.name));
+            m.insert("language", json!(t.language));
+            m.insert("status", json!(t.status.as_str()));
+            if let Some(id) = &t.meta_template_id {
+                m.insert("meta_template_id", json!(id));
+            }
+        }
+        Event::Link(l) => {
+            m.insert("op", json!("link"));
+            m.insert("at", json!(l.at.to_rfc3339()));
+            if let Some(r) = l.received_at {
+                m.insert("received_at", json!(r.to_rfc3339()));
+            }
+            m.insert("phone", json!(l.phone.as_str()));
+            m.insert("bsuid", json!(l.bsuid.as_str()));
+            m.insert("source", json!(l.source));
+        }
+        // Webhooks carry no full template records.
+        Event::Template(_) => {
             m.insert("error", json!("not a webhook event"));
         }
     }
     m
 }
 
+/// A secret from the environment, never a flag (flags end up in shell
+/// history and process lists).
+fn secret(name: &str, what: &str) -> Result<String, Fail> {
+    std::env::var(name)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            Fail(
+                EXIT_USAGE,
+                format!("set {name} to {what} (it is never a flag: flags end up in shell history)"),
+            )
+        })
+}
+
 fn verify(args: &VerifyArgs) -> Result<u8, Fail> {
-    let Provider::Twilio = args.provider;
-    let token = std::env::var("TWILIO_AUTH_TOKEN").map_err(|_| {
-        Fail(
-            EXIT_USAGE,
-            "set TWILIO_AUTH_TOKEN to the account's auth token (it is never a flag: flags end up in shell history)".into(),
-        )
-    })?;
     let body = read_body(args.file.as_ref())?;
-    let result = if args.url.contains("bodySHA256=") {
-        signature::validate_body(&token, &args.url, &body, Some(&args.signature))
-    } else {
-        signature::validate(
-            &token,
-            &args.url,
-            Form::parse(&body).pairs(),
-            Some(&args.signature),
-        )
+    let result: Result<(), (String, &'static str)> = match args.provider {
+        Provider::Twilio => {
+            let token = secret("TWILIO_AUTH_TOKEN", "the account's auth token")?;
+            let url = args.url.as_deref().unwrap_or_default();
+            let body = trim_newline(body);
+            let r = if url.contains("bodySHA256=") {
+                signature::validate_body(&token, url, &body, Some(&args.signature))
+            } else {
+                signature::validate(
+                    &token,
+                    url,
+                    Form::parse(&body).pairs(),
+                    Some(&args.signature),
+                )
+            };
+            r.map_err(|e| {
+                let problem = match &e {
+                    SignatureError::Missing | SignatureError::NoToken => "missing",
+                    SignatureError::Malformed(_) => "malformed",
+                    SignatureError::Url(_) => "url",
+                    SignatureError::BodyHash => "body_hash",
+                    SignatureError::Mismatch { .. } => "mismatch",
+                    _ => "invalid",
+                };
+                (e.to_string(), problem)
+            })
+        }
+        Provider::Meta => {
+            let app_secret = secret("META_APP_SECRET", "the app's secret (App settings > Basic)")?;
+            meta_signature::verify(&app_secret, &body, Some(&args.signature)).map_err(|e| {
+                let problem = match &e {
+                    meta_signature::SignatureError::Mismatch { .. } => "mismatch",
+                    meta_signature::SignatureError::Missing => "missing",
+                    _ => "malformed",
+                };
+                (e.to_string(), problem)
+            })
+        }
     };
     let mut out = std::io::stdout().lock();
     match result {
@@ -226,23 +340,15 @@ fn verify(args: &VerifyArgs) -> Result<u8, Fail> {
             }
             Ok(0)
         }
-        Err(e) => {
-            let problem = match &e {
-                SignatureError::Missing => "missing",
-                SignatureError::Malformed(_) => "malformed",
-                SignatureError::Url(_) => "url",
-                SignatureError::BodyHash => "body_hash",
-                SignatureError::Mismatch { .. } => "mismatch",
-                _ => "invalid",
-            };
+        Err((reason, problem)) => {
             if args.json {
                 writeln!(
                     out,
                     "{}",
-                    json!({"valid": false, "problem": problem, "reason": e.to_string()})
+                    json!({"valid": false, "problem": problem, "reason": reason})
                 )?;
             } else {
-                writeln!(out, "invalid: {e}")?;
+                writeln!(out, "invalid: {reason}")?;
             }
             Ok(EXIT_BAD_INPUT)
         }
