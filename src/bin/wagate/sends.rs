@@ -104,5 +104,16 @@ fn sentence(r: &SendRecord) -> String {
         let codes: Vec<String> = r.feedback.iter().map(i64::to_string).collect();
         s.push_str(&format!(", feedback codes {}", codes.join(" ")));
     }
+    if let Some(p) = &r.pricing {
+        let parts: Vec<String> = [p.category.as_deref(), p.kind.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(|x| crate::printable(x).into_owned())
+            .collect();
+        s.push_str(&format!(", pricing {}", parts.join(" / ")));
+        if p.billable == Some(false) {
+            s.push_str(" (not billed)");
+        }
+    }
     s
 }
