@@ -45,3 +45,14 @@ fn the_twilio_service_tells_its_story() {
     assert!(out.contains("template_required window_closed"), "{out}");
     assert!(out.contains("the story went as expected"), "{out}");
 }
+
+#[cfg(all(feature = "meta", feature = "reqwest"))]
+#[test]
+fn the_meta_service_tells_its_story() {
+    let out = run_once("meta_service");
+    assert!(out.contains("(wrong verify token) -> 403"), "{out}");
+    assert!(out.contains("(forged STOP) -> 403"), "{out}");
+    assert!(out.contains("template_required window_closed"), "{out}");
+    assert!(out.contains("marketing_opted_out"), "{out}");
+    assert!(out.contains("the story went as expected"), "{out}");
+}
