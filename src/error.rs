@@ -115,6 +115,15 @@ pub enum Error {
         /// Why it failed.
         source: Box<Error>,
     },
+    /// The lock file that queues writers across processes could not be
+    /// opened or locked (a read-only directory, a full disk).
+    #[error("cannot take the writers' lock {path}: {reason}")]
+    WriteLock {
+        /// The lock file.
+        path: String,
+        /// What the system said.
+        reason: String,
+    },
     /// SQLite failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),
@@ -139,7 +148,10 @@ impl Error {
             // A constraint the item broke (a CHECK, a trigger) is the
             // item's fault: it fails alone.
             Error::Store(e) => !e.is_constraint(),
-            Error::Poisoned | Error::Corrupt { .. } | Error::SchemaTooNew { .. } => true,
+            Error::Poisoned
+            | Error::Corrupt { .. }
+            | Error::SchemaTooNew { .. }
+            | Error::WriteLock { .. } => true,
             _ => false,
         }
     }

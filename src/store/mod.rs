@@ -90,6 +90,76 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
+    /// The queue of writers across processes; none for a private
+    /// in-memory database.
+    lock: Option<WriteLock>,
+}
+
+/// Writers of one file, in any process, queue on an exclusive `flock` of
+/// `<file>-wagate.lock` around each write transaction (and around creating
+/// or upgrading the schema). SQLite's own busy handler polls with sleeps,
+/// so under steady load a waiting writer can lose every race and fail after
+/// its timeout while the file is busy but progressing; a blocked `flock` is
+/// woken the moment the holder lets go, and the kernel drops it if the
+/// holder dies. Readers never take it: in WAL they read beside a writer.
+#[derive(Debug)]
+struct WriteLock {
+    path: std::path::PathBuf,
+    /// Opened on first use, so read-only use never creates the file.
+    file: Option<std::fs::File>,
+}
+
+/// Holds the writers' lock until dropped.
+struct LockGuard<'a>(Option<&'a std::fs::File>);
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0 {
+            // Closing the file would release it too; an unlock that fails
+            // leaves the lock to the next write of this process.
+            let _ = f.unlock();
+        }
+    }
+}
+
+impl WriteLock {
+    fn for_db(path: &Path) -> Self {
+        let mut name = path.as_os_str().to_owned();
+        name.push("-wagate.lock");
+        WriteLock {
+            path: name.into(),
+            file: None,
+        }
+    }
+
+    fn acquire(&mut self) -> Result<LockGuard<'_>> {
+        let fail = |e: std::io::Error| Error::WriteLock {
+            path: self.path.display().to_string(),
+            reason: e.to_string(),
+        };
+        if self.file.is_none() {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&self.path)
+                .map_err(fail)?;
+            self.file = Some(f);
+        }
+        let Some(f) = self.file.as_ref() else {
+            return Ok(LockGuard(None));
+        };
+        f.lock().map_err(fail)?;
+        Ok(LockGuard(Some(f)))
+    }
+}
+
+fn guard(lock: &mut Option<WriteLock>) -> Result<LockGuard<'_>> {
+    match lock {
+        Some(l) => l.acquire(),
+        None => Ok(LockGuard(None)),
+    }
 }
 
 impl Store {
@@ -101,7 +171,7 @@ impl Store {
     /// [`Error::Corrupt`] for a SQLite file of another application, or a
     /// store error.
     pub fn open(path: &Path) -> Result<Self> {
-        Self::init(Connection::open(path)?)
+        Self::init(Connection::open(path)?, Some(WriteLock::for_db(path)))
     }
 
     /// Opens a database file that must exist already (read commands never
@@ -129,7 +199,7 @@ impl Store {
                 path.display()
             )));
         }
-        Self::init(conn)
+        Self::init(conn, Some(WriteLock::for_db(path)))
     }
 
     /// A second connection to a file another [`Store`] opened: for reads
@@ -142,7 +212,10 @@ impl Store {
     pub fn open_reader(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
         configure(&conn)?;
-        let store = Store { conn };
+        let store = Store {
+            conn,
+            lock: Some(WriteLock::for_db(path)),
+        };
         check_schema(&store.conn)?;
         Ok(store)
     }
@@ -152,18 +225,49 @@ impl Store {
     /// # Errors
     /// A store error.
     pub fn open_in_memory() -> Result<Self> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, None)
     }
 
-    fn init(conn: Connection) -> Result<Self> {
+    fn init(conn: Connection, lock: Option<WriteLock>) -> Result<Self> {
         configure(&conn)?;
-        let mut store = Store { conn };
-        store.migrate()?;
+        let mut store = Store { conn, lock };
+        // The common case, a file of this version already in WAL, is
+        // settled by a read: opening takes no write lock, so a `check`
+        // never waits behind a writer.
+        if store.up_to_date()? {
+            return Ok(store);
+        }
+        // Creating or upgrading: one process at a time (three processes
+        // opening a new file at once used to get SQLITE_BUSY at once).
+        let Store { conn, lock } = &mut store;
+        let _queued = guard(lock)?;
+        migrate(conn)?;
         // Only a database known to be ours is switched to WAL.
-        let _mode: String = store
-            .conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        drop(_queued);
         Ok(store)
+    }
+
+    /// Whether the file is a wagate database of this version in WAL mode
+    /// (or a private in-memory one that needs nothing): read only.
+    fn up_to_date(&self) -> Result<bool> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let app: i64 = self
+            .conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            // Refused below, with the foreign-file checks.
+            return Ok(false);
+        }
+        if version != SCHEMA_VERSION || app != APPLICATION_ID {
+            return Ok(false);
+        }
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        Ok(mode.eq_ignore_ascii_case("wal") || self.lock.is_none())
     }
 
     /// The schema version of the open database.
@@ -176,53 +280,6 @@ impl Store {
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
-    /// Applies pending migrations, each in its own `BEGIN IMMEDIATE`
-    /// transaction that re-reads the version, so two processes opening a
-    /// new file at once do not both apply the same migration.
-    fn migrate(&mut self) -> Result<()> {
-        loop {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let app: i64 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
-            let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            let foreign = |detail: String| Error::Corrupt {
-                table: "database",
-                detail,
-            };
-            if app != 0 && app != APPLICATION_ID {
-                return Err(foreign(format!(
-                    "application_id {app:#x}: not a wagate database"
-                )));
-            }
-            if found > SCHEMA_VERSION {
-                return Err(Error::SchemaTooNew {
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            if app == 0 {
-                let objects: i64 =
-                    tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
-                if found != 0 || objects != 0 {
-                    return Err(foreign(
-                        "the file holds another application's tables: not a wagate database".into(),
-                    ));
-                }
-            }
-            let Some(m) = usize::try_from(found).ok().and_then(|i| MIGRATIONS.get(i)) else {
-                return Ok(());
-            };
-            tx.execute_batch(m.sql)?;
-            if let Some(after) = m.after {
-                after(Db(&tx))?;
-            }
-            tx.pragma_update(None, "user_version", found + 1)?;
-            tx.pragma_update(None, "application_id", APPLICATION_ID)?;
-            tx.commit()?;
-        }
-    }
-
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction; commits if it returns
     /// `Ok`, rolls back otherwise.
     ///
@@ -230,9 +287,10 @@ impl Store {
     /// What `f` returns, [`Error::SchemaTooNew`] if another process
     /// upgraded the database since it was opened, or a store error.
     pub fn write<T>(&mut self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Store { conn, lock } = self;
+        // Held until the commit is durable (dropped last).
+        let _queued = guard(lock)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         check_schema(&tx)?;
         let mut w = Writer { tx };
         let out = f(&mut w)?;
@@ -253,6 +311,51 @@ impl Store {
         let out = f(Db(&tx))?;
         tx.finish()?;
         Ok(out)
+    }
+}
+
+/// Applies pending migrations, each in its own `BEGIN IMMEDIATE`
+/// transaction that re-reads the version, so two processes opening a
+/// new file at once do not both apply the same migration.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let app: i64 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+        let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let foreign = |detail: String| Error::Corrupt {
+            table: "database",
+            detail,
+        };
+        if app != 0 && app != APPLICATION_ID {
+            return Err(foreign(format!(
+                "application_id {app:#x}: not a wagate database"
+            )));
+        }
+        if found > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if app == 0 {
+            let objects: i64 =
+                tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+            if found != 0 || objects != 0 {
+                return Err(foreign(
+                    "the file holds another application's tables: not a wagate database".into(),
+                ));
+            }
+        }
+        let Some(m) = usize::try_from(found).ok().and_then(|i| MIGRATIONS.get(i)) else {
+            return Ok(());
+        };
+        tx.execute_batch(m.sql)?;
+        if let Some(after) = m.after {
+            after(Db(&tx))?;
+        }
+        tx.pragma_update(None, "user_version", found + 1)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.commit()?;
     }
 }
 

@@ -19,10 +19,15 @@ mod examples;
 #[cfg(any(feature = "twilio", feature = "meta"))]
 mod fake_http;
 #[cfg(feature = "meta")]
+mod meta;
+#[cfg(feature = "meta")]
+mod meta_properties;
+#[cfg(feature = "meta")]
 mod meta_signature;
 #[cfg(all(feature = "meta", feature = "ureq"))]
 mod meta_transport;
 mod model;
+mod processes;
 mod properties;
 mod scenarios;
 mod store_file;

@@ -27,7 +27,7 @@ impl TempDb {
     }
 
     fn remove(&self) {
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ["", "-wal", "-shm", "-wagate.lock"] {
             let mut s = self.0.clone().into_os_string();
             s.push(suffix);
             let _ = std::fs::remove_file(s);

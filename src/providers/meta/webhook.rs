@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use crate::address::Address;
 use crate::event::{
-    ConsentEvent, DeliveryStatus, Event, InboundMessage, LinkEvent, MessageKind, Pricing, Referral,
+    ConsentEvent, DeliveryStatus, Event, InboundMessage, MessageKind, Pricing, Referral,
     StatusCallback, TemplateStatusUpdate,
 };
 use crate::policy::{Action, Scope, TemplateStatus};
@@ -326,12 +326,11 @@ fn kind_of(t: &str) -> MessageKind {
 }
 
 /// A contact of a messages change: a phone, a business-scoped id, or both
-/// (which links them).
+/// (which a message from either links, through its `user_id`).
 struct Contact {
     phone: Option<Address>,
     bsuid: Option<Address>,
     name: Option<String>,
-    used: bool,
 }
 
 impl MetaWebhook {
@@ -367,24 +366,15 @@ impl MetaWebhook {
                     .map(|id| bsuid(&format!("{p}.user_id"), id))
                     .transpose()?,
                 name,
-                used: false,
             });
         }
         for (m, p) in value.list("messages")? {
-            self.message(At { value: m, path: &p }, &sender, &mut contacts)?;
+            self.message(At { value: m, path: &p }, &sender, &contacts)?;
         }
-        // A contact that names both and went with no message still links.
-        for c in &contacts {
-            if let (false, Some(phone), Some(bsuid)) = (c.used, &c.phone, &c.bsuid) {
-                self.events.push(Event::Link(LinkEvent {
-                    phone: phone.clone(),
-                    bsuid: bsuid.clone(),
-                    at: self.latest_time(),
-                    received_at: None,
-                    source: "meta contacts".into(),
-                }));
-            }
-        }
+        // A contact that no message names links nothing: Meta adds
+        // `contacts[]` (wa_id + user_id) to sent, delivered and read
+        // statuses too, and a status names one address and links nothing
+        // (RULES R8). An inbound links through its own `user_id`.
         for (s, p) in value.list("statuses")? {
             self.status(At { value: s, path: &p }, &sender)?;
         }
@@ -395,23 +385,11 @@ impl MetaWebhook {
         Ok(())
     }
 
-    /// The time of the last event read, for a link that has none of its own.
-    fn latest_time(&self) -> Timestamp {
-        self.events
-            .iter()
-            .rev()
-            .find_map(|e| match e {
-                Event::Inbound(m) => Some(m.at),
-                _ => None,
-            })
-            .unwrap_or(Timestamp::from_millis(0))
-    }
-
     fn message(
         &mut self,
         m: At<'_>,
         sender: &Address,
-        contacts: &mut [Contact],
+        contacts: &[Contact],
     ) -> Result<(), WebhookError> {
         let id = m.required_str("id")?.to_owned();
         let at = m.required_seconds("timestamp")?;
@@ -427,11 +405,10 @@ impl MetaWebhook {
             .transpose()?;
         // contacts[] names the other half of the person.
         let mut profile_name = None;
-        for c in contacts.iter_mut() {
+        for c in contacts {
             let same = (user_phone.is_some() && c.phone == user_phone)
                 || (user_bsuid.is_some() && c.bsuid == user_bsuid);
             if same {
-                c.used = true;
                 if user_phone.is_none() {
                     user_phone.clone_from(&c.phone);
                 }
@@ -558,17 +535,6 @@ impl MetaWebhook {
     fn status(&mut self, s: At<'_>, sender: &Address) -> Result<(), WebhookError> {
         let id = s.required_str("id")?.to_owned();
         let raw = s.required_str("status")?.to_owned();
-        let at = s.required_seconds("timestamp")?;
-        let user = match (s.str("recipient_id")?, s.str("recipient_user_id")?) {
-            (Some(d), _) => phone(&format!("{}.recipient_id", s.path), d)?,
-            (None, Some(b)) => bsuid(&format!("{}.recipient_user_id", s.path), b)?,
-            (None, None) => {
-                return Err(WebhookError::Missing(format!(
-                    "{}.recipient_id (or recipient_user_id)",
-                    s.path
-                )));
-            }
-        };
         let mut errors = Vec::new();
         for (e, p) in s.list("errors")? {
             errors.push(MetaError::read(At { value: e, path: &p })?);
@@ -594,6 +560,19 @@ impl MetaWebhook {
         };
         match status {
             Some(status) => {
+                // Only a status that changes something needs its time and
+                // user: a `deleted` or `warning` one is acknowledged as is.
+                let at = s.required_seconds("timestamp")?;
+                let user = match (s.str("recipient_id")?, s.str("recipient_user_id")?) {
+                    (Some(d), _) => phone(&format!("{}.recipient_id", s.path), d)?,
+                    (None, Some(b)) => bsuid(&format!("{}.recipient_user_id", s.path), b)?,
+                    (None, None) => {
+                        return Err(WebhookError::Missing(format!(
+                            "{}.recipient_id (or recipient_user_id)",
+                            s.path
+                        )));
+                    }
+                };
                 let base = StatusCallback {
                     id: id.clone(),
                     status,
