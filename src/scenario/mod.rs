@@ -89,6 +89,7 @@ pub struct Replay {
     clock: Arc<ManualClock>,
     transport: RecordingTransport,
     started: bool,
+    stopped: bool,
 }
 
 impl Default for Replay {
@@ -129,6 +130,7 @@ impl Replay {
             clock: Arc::new(ManualClock::default()),
             transport: RecordingTransport::new(),
             started: false,
+            stopped: false,
         }
     }
 
@@ -144,6 +146,9 @@ impl Replay {
             if let Some(out) = replay.line(i + 1, text)? {
                 report.errors += usize::from(out.is_error);
                 report.lines.push(out.json);
+            }
+            if replay.stopped() {
+                break;
             }
         }
         Ok(report)
@@ -161,24 +166,52 @@ impl Replay {
         &self.transport
     }
 
+    /// Whether the scenario stopped: a `config` line failed (a bad value,
+    /// an unknown field, broken JSON, or not the first line), so the lines
+    /// after it would run under a configuration other than the one they
+    /// were written for. Every later line is ignored.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// The error line of a failed `config` line, which stops the scenario.
+    fn stop(&mut self, n: usize, why: &str) -> Output {
+        self.stopped = true;
+        Output::error(
+            n,
+            &format!(
+                "{why}; the scenario stops here: its lines would run without the configuration they were written for"
+            ),
+        )
+    }
+
     /// Applies one line (numbered from 1). Returns the output line, if the
-    /// line produces one.
+    /// line produces one. After a failed `config` line the scenario has
+    /// [`stopped`](Replay::stopped) and every line is ignored.
     ///
     /// # Errors
     /// Only when the store fails (a bad line is an error [`Output`]).
     pub fn line(&mut self, n: usize, text: &str) -> Result<Option<Output>> {
+        if self.stopped {
+            return Ok(None);
+        }
         let parsed = match parse_line(text) {
             Ok(Line::Skip) => return Ok(None),
             Ok(line) => line,
             Err(e) => {
                 self.started = true;
+                if parse::names_config(text) {
+                    return Ok(Some(self.stop(n, &e.0)));
+                }
                 return Ok(Some(Output::error(n, &e.0)));
             }
         };
         let first = !std::mem::replace(&mut self.started, true);
+        let config = matches!(parsed, Line::Config { .. });
         match self.apply(n, first, parsed) {
             Ok(out) => Ok(out),
             Err(e) if e.is_store_failure() => Err(e),
+            Err(e) if config => Ok(Some(self.stop(n, &e.to_string()))),
             Err(e) => Ok(Some(Output::error(n, &e.to_string()))),
         }
     }

@@ -154,6 +154,26 @@ pub fn parse_live_line(text: &str) -> std::result::Result<Line, LineError> {
     parse(text, true)
 }
 
+/// Whether a line (one that failed to parse) was meant as a `config`
+/// line: its text has `"op": "config"` outside any JSON string. A replay
+/// stops at a failed config line, so this looks at the text itself: a
+/// config line with broken JSON or a repeated key counts too.
+pub(crate) fn names_config(text: &str) -> bool {
+    let mut rest = text;
+    while let Some(i) = rest.find("\"op\"") {
+        let escaped = rest.get(..i).is_some_and(|b| b.ends_with('\\'));
+        let after = rest.get(i + 4..).unwrap_or_default().trim_start();
+        if !escaped
+            && let Some(value) = after.strip_prefix(':')
+            && value.trim_start().starts_with("\"config\"")
+        {
+            return true;
+        }
+        rest = rest.get(i + 4..).unwrap_or_default();
+    }
+    false
+}
+
 fn parse(text: &str, live: bool) -> std::result::Result<Line, LineError> {
     let text = text.trim();
     if text.is_empty() || text.starts_with('#') {
@@ -513,6 +533,26 @@ impl Fields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_line_is_known_by_its_op_even_when_broken() {
+        for t in [
+            r#"{"op":"config","margin_seconds":-1}"#,
+            r#"{ "op" : "config", "margin_seconds": }"#,
+            r#"{"op":"config","op":"check"}"#,
+            r#"{"margin_minutes":60,"op":"config"}"#,
+        ] {
+            assert!(names_config(t), "{t}");
+        }
+        for t in [
+            r#"{"op":"consent","evidence":"\"op\":\"config\""}"#,
+            r#"{"op":"configure"}"#,
+            r#"{"op":"check","text":"op config"}"#,
+            "not json",
+        ] {
+            assert!(!names_config(t), "{t}");
+        }
+    }
 
     #[test]
     fn unknown_fields_and_repeated_keys_are_errors() {
