@@ -137,13 +137,7 @@ async fn webhook(
         }
     };
     for e in &hook.errors {
-        println!(
-            "  [service] Meta reported at {}: error {} {} {}",
-            e.path,
-            e.code.map(|c| c.to_string()).unwrap_or_default(),
-            e.title.as_deref().unwrap_or_default(),
-            e.details.as_deref().unwrap_or_default()
-        );
+        println!("  [service] Meta reported {e}");
     }
     for what in &hook.ignored {
         println!("  [service] ignored {what}");

@@ -120,6 +120,7 @@ fn inbound_msg(id: &str, kind: MessageKind, body: Option<&str>, at: i64) -> Inbo
 fn meta_msg(id: &str, message_type: &str) -> MetaMessage {
     MetaMessage {
         id: id.to_owned(),
+        phone_number_id: Some("106540352242922".into()),
         message_type: message_type.to_owned(),
         profile_name: Some("Sheena Nelson".into()),
         context_id: None,
@@ -369,6 +370,7 @@ fn statuses_sent_delivered_read_and_played_name_the_user_and_keep_pricing() {
         hook.statuses,
         vec![MetaStatus {
             id: W_OUT4.into(),
+            phone_number_id: Some("106540352242922".into()),
             status: "sent".into(),
             pricing: sent_pricing,
             errors: vec![],
@@ -423,7 +425,7 @@ fn a_failed_status_carries_each_error_code_as_feedback() {
     );
     assert_eq!(
         hook.statuses[0].errors,
-        vec![webhook::MetaError {
+        vec![webhook::ReportedError {
             path: "payload.entry[0].changes[0].value.statuses[0].errors[0]".into(),
             code: Some(131_047),
             title: Some("Re-engagement message".into()),
@@ -559,7 +561,7 @@ fn errors_of_a_change_are_reported_and_change_nothing() {
     assert_eq!(hook.events, vec![]);
     assert_eq!(
         hook.errors,
-        vec![webhook::MetaError {
+        vec![webhook::ReportedError {
             path: "payload.entry[0].changes[0].value.errors[0]".into(),
             code: Some(130_429),
             title: Some("Rate limit hit".into()),

@@ -5,6 +5,7 @@ use std::io::Write;
 use wagate::scenario::{Line, Output, parse_line};
 use wagate::{Content, Decision, Purpose, SendRequest, Timestamp, Variables, Verdict};
 
+use crate::lines::shorten;
 use crate::{EXIT_BAD_INPUT, EXIT_USAGE, Fail, json, parse_time};
 
 /// `wagate check` arguments.
@@ -47,6 +48,8 @@ pub struct Args {
     /// A sentence instead of JSON.
     #[arg(long)]
     human: bool,
+    #[command(flatten)]
+    limit: crate::lines::Limit,
 }
 
 /// Exit code of a `template_required` answer.
@@ -59,7 +62,7 @@ pub const EXIT_DENY: u8 = 4;
 /// decision per line.
 pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> {
     if let Some(file) = args.requests.as_deref().or(args.batch.as_deref()) {
-        return many(db, business, file);
+        return many(db, business, file, args.limit.max_line_bytes);
     }
     let (Some(from), Some(to)) = (&args.from, &args.to) else {
         return Err(Fail(
@@ -122,10 +125,10 @@ const CHUNK: usize = 1000;
 /// The campaign pre-flight: `check` lines in, one decision out per line.
 /// A line may leave out `op` (it is a check) and `at` (decided now); with
 /// `at` it is decided as of that time, as `--at` does.
-fn many(db: &crate::Db<'_>, business: &str, file: &str) -> Result<u8, Fail> {
+fn many(db: &crate::Db<'_>, business: &str, file: &str, cap: usize) -> Result<u8, Fail> {
     let gate = db.existing(None)?;
     let b = crate::existing_business(&gate, business)?;
-    let rx = crate::lines::reader(file)?;
+    let rx = crate::lines::reader(file, cap)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failed = false;
     let mut pending: Vec<(usize, Parsed)> = Vec::new();
@@ -140,10 +143,10 @@ fn many(db: &crate::Db<'_>, business: &str, file: &str) -> Result<u8, Fail> {
         let mut decisions = b.check_many(&requests)?.into_iter();
         for (n, parsed) in pending.drain(..) {
             let o = match parsed {
-                Err(e) => Output::error(n, &e),
+                Err(e) => Output::error(n, &shorten(&e)),
                 Ok(_) => match decisions.next() {
                     Some(Ok(d)) => Output::value(n, &d),
-                    Some(Err(e)) => Output::error(n, &e.to_string()),
+                    Some(Err(e)) => Output::error(n, &shorten(&e.to_string())),
                     None => Output::error(n, "internal: missing decision"),
                 },
             };
@@ -154,15 +157,22 @@ fn many(db: &crate::Db<'_>, business: &str, file: &str) -> Result<u8, Fail> {
         Ok(())
     };
     let mut n = 0;
+    let mut bytes = 0;
     for line in rx {
         n += 1;
         match line {
             Ok(text) if text.trim().is_empty() || text.trim_start().starts_with('#') => continue,
-            Ok(text) => pending.push((n, request_line(&text))),
+            Ok(text) => {
+                bytes += text.len();
+                pending.push((n, request_line(&text)));
+            }
             Err(e) => pending.push((n, Err(e))),
         }
-        if pending.len() >= CHUNK {
+        // Requests hold about what their lines did: a chunk is bounded in
+        // bytes as well as in lines.
+        if pending.len() >= CHUNK || bytes >= crate::lines::BATCH_BYTES {
             flush(&mut pending, &mut out, &mut failed)?;
+            bytes = 0;
         }
     }
     flush(&mut pending, &mut out, &mut failed)?;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use wagate::Event;
 use wagate::scenario::{Line, LineError, Output, parse_live_line};
 
+use crate::lines::{BATCH_BYTES, shorten};
 use crate::{EXIT_BAD_INPUT, Fail};
 
 /// `wagate ingest` arguments.
@@ -19,31 +20,36 @@ pub struct Args {
     /// Most lines per transaction.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch: u32,
+    #[command(flatten)]
+    limit: crate::lines::Limit,
 }
 
-/// A parsed line: the event, and the error to report instead if a status
-/// callback with an invalid address turns out to be about a message sent
-/// elsewhere.
-type Parsed = Result<(Event, Option<LineError>), String>;
+/// A parsed line (its event is in the batch's list of events): the error
+/// to report instead if a status callback with an invalid address turns out
+/// to be about a message sent elsewhere; or why the line is not an event.
+type Parsed = Result<Option<LineError>, String>;
 
 /// Applies event lines in batches; prints one line per input line.
 pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> {
     let gate = db.create()?;
     let business = gate.business(business)?;
     let batch = args.batch as usize;
-    let rx = crate::lines::reader(&args.file)?;
+    let rx = crate::lines::reader(&args.file, args.limit.max_line_bytes)?;
     let mut out = std::io::stdout().lock();
     let mut n = 0usize;
     let mut failed = false;
     let mut tally = crate::progress::Tally::new("ingest", "lines");
     let mut done = false;
     while !done {
-        // Collect up to `batch` lines, or what arrives before a short pause.
+        // Collect up to `batch` lines (and at most BATCH_BYTES of them), or
+        // what arrives before a short pause.
         let mut lines: Vec<(usize, Parsed)> = Vec::new();
+        let mut events: Vec<Event> = Vec::new();
+        let mut bytes = 0usize;
         let mut first = true;
-        while lines.len() < batch {
+        while lines.len() < batch && bytes < BATCH_BYTES {
             let next = if first {
-                rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+                rx.recv().ok_or(mpsc::RecvTimeoutError::Disconnected)
             } else {
                 rx.recv_timeout(Duration::from_millis(20))
             };
@@ -51,18 +57,22 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
                 Ok(Ok(text)) => {
                     first = false;
                     n += 1;
+                    bytes += text.len();
                     match parse_live_line(&text) {
                         Ok(Line::Skip) => {}
                         Ok(Line::Event {
                             event,
                             address_error,
                             ..
-                        }) => lines.push((n, Ok((event, address_error)))),
+                        }) => {
+                            events.push(event);
+                            lines.push((n, Ok(address_error)));
+                        }
                         Ok(_) => lines.push((
                             n,
                             Err("ingest takes inbound, consent, template, status and link lines; use check or replay for questions".into()),
                         )),
-                        Err(e) => lines.push((n, Err(e.0))),
+                        Err(e) => lines.push((n, Err(shorten(&e.0).into_owned()))),
                     }
                 }
                 Ok(Err(e)) => {
@@ -78,27 +88,31 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
                 }
             }
         }
-        let events: Vec<Event> = lines
-            .iter()
-            .filter_map(|(_, r)| r.as_ref().ok().map(|(e, _)| e.clone()))
-            .collect();
-        let mut results = business
-            .ingest_batch(&events)
-            .map_err(|e| {
-                Fail(
+        let results = match business.ingest_batch(&events) {
+            Ok(r) => r,
+            Err(e) => {
+                tally.finish();
+                let from = lines.first().map_or(n, |(line, _)| *line);
+                return Err(Fail(
                     EXIT_BAD_INPUT,
-                    format!("batch ending at line {n} not stored: {e}"),
-                )
-            })?
-            .into_iter();
+                    format!(
+                        "lines {from} to {n} not stored: {e}; every line acknowledged before them is stored"
+                    ),
+                ));
+            }
+        };
+        drop(events);
+        let mut results = results.into_iter();
         for (line, parsed) in lines {
             let outcome = match parsed {
                 Err(msg) => Err(msg),
-                Ok((_, address_error)) => match (results.next(), address_error) {
+                Ok(address_error) => match (results.next(), address_error) {
                     (Some(Ok(o)), _) => Ok(o),
                     // An invalid address matters only for a message sent elsewhere.
-                    (Some(Err(wagate::Error::UnknownMessage(_))), Some(e)) => Err(e.0),
-                    (Some(Err(e)), _) => Err(e.to_string()),
+                    (Some(Err(wagate::Error::UnknownMessage(_))), Some(e)) => {
+                        Err(shorten(&e.0).into_owned())
+                    }
+                    (Some(Err(e)), _) => Err(shorten(&e.to_string()).into_owned()),
                     (None, _) => Err("internal: missing result".into()),
                 },
             };

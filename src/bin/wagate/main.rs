@@ -64,11 +64,7 @@ enum Command {
     /// Run scenario files (JSON Lines) on a fresh temporary engine each.
     #[command(after_help = "Example:\n  wagate replay scenarios/window.jsonl\n\n\
         Prints one JSON line per check/send and per bad line; exits 1 if any line erred.")]
-    Replay {
-        /// Scenario files.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    Replay(replay::Args),
     /// Tell the rules as a story, on a temporary database (or a new one at --db, kept).
     #[command(
         after_help = "Examples:\n  wagate demo\n  wagate --db story.db demo && wagate --db story.db --business acme-shop history --user +15550001111"
@@ -226,7 +222,7 @@ fn run(cli: Cli) -> Result<u8, Fail> {
     };
     let business = cli.business.as_str();
     match cli.command {
-        Command::Replay { files } => replay::run(&files),
+        Command::Replay(args) => replay::run(&args),
         Command::Demo => {
             demo::run(&mut std::io::stdout().lock(), cli.db.as_deref()).map_err(Fail::from)
         }

@@ -133,16 +133,7 @@ fn parse(args: &ParseArgs) -> Result<u8, Fail> {
         Provider::Meta => {
             let hook = MetaWebhook::parse(&body, at).map_err(|e| bad(&e))?;
             for e in &hook.errors {
-                eprintln!(
-                    "wagate: Meta reported at {}: error {}{}",
-                    e.path,
-                    e.code
-                        .map_or_else(|| "(no code)".to_owned(), |c| c.to_string()),
-                    e.title
-                        .as_deref()
-                        .map(|t| format!(" {t}"))
-                        .unwrap_or_default()
-                );
+                eprintln!("wagate: Meta reported {e}");
             }
             for i in &hook.ignored {
                 eprintln!("wagate: ignored {i}");

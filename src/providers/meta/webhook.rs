@@ -150,7 +150,7 @@ fn bsuid(path: &str, id: &str) -> Result<Address, WebhookError> {
 /// An error Meta reports inside a change (`value.errors[]`), or on a
 /// status: the code is what the gate learns from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MetaError {
+pub struct ReportedError {
     /// Where it was reported.
     pub path: String,
     /// The error code (130429, 131047, ...).
@@ -161,7 +161,23 @@ pub struct MetaError {
     pub details: Option<String>,
 }
 
-impl MetaError {
+impl std::fmt::Display for ReportedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.code {
+            Some(c) => write!(f, "error {c}")?,
+            None => f.write_str("an error without a code")?,
+        }
+        if let Some(t) = &self.title {
+            write!(f, ": {t}")?;
+        }
+        if let Some(d) = &self.details {
+            write!(f, " ({d})")?;
+        }
+        write!(f, " at {}", self.path)
+    }
+}
+
+impl ReportedError {
     fn read(at: At<'_>) -> Result<Self, WebhookError> {
         let code = match at.child("code") {
             None => None,
@@ -175,7 +191,7 @@ impl MetaError {
             Some((v, p)) => At { value: v, path: &p }.str("details")?.map(str::to_owned),
             None => None,
         };
-        Ok(MetaError {
+        Ok(ReportedError {
             path: at.path.to_owned(),
             code,
             title: at.str("title")?.or(at.str("message")?).map(str::to_owned),
@@ -189,6 +205,9 @@ impl MetaError {
 pub struct MetaMessage {
     /// The wamid.
     pub id: String,
+    /// `metadata.phone_number_id`: which of your numbers it reached (one
+    /// app may serve several; the sender address is the display number).
+    pub phone_number_id: Option<String>,
     /// `type`, as sent.
     pub message_type: String,
     /// The user's name, from `contacts[].profile.name`.
@@ -212,12 +231,14 @@ pub struct MetaMessage {
 pub struct MetaStatus {
     /// The wamid of the message.
     pub id: String,
+    /// `metadata.phone_number_id` of the number it was sent from.
+    pub phone_number_id: Option<String>,
     /// `status`, as sent.
     pub status: String,
     /// `pricing`, when sent.
     pub pricing: Option<Pricing>,
     /// `errors[]`.
-    pub errors: Vec<MetaError>,
+    pub errors: Vec<ReportedError>,
 }
 
 /// A payload read: the events to ingest, in order, and what it reported
@@ -233,7 +254,7 @@ pub struct MetaWebhook {
     pub statuses: Vec<MetaStatus>,
     /// Errors Meta reported inside changes (`value.errors[]`): no state
     /// changes, reported to the caller (130429: throughput reached, ...).
-    pub errors: Vec<MetaError>,
+    pub errors: Vec<ReportedError>,
     /// What was acknowledged and ignored: other fields, statuses such as
     /// `deleted`, preferences other than marketing stop/resume, `FLAGGED`.
     pub ignored: Vec<String>,
@@ -344,6 +365,7 @@ impl MetaWebhook {
         };
         let sender_path = format!("{metadata_path}.display_phone_number");
         let sender = phone(&sender_path, metadata.required_str("display_phone_number")?)?;
+        let number_id = metadata.str("phone_number_id")?;
         let mut contacts = Vec::new();
         for (c, p) in value.list("contacts")? {
             let c = At { value: c, path: &p };
@@ -369,18 +391,18 @@ impl MetaWebhook {
             });
         }
         for (m, p) in value.list("messages")? {
-            self.message(At { value: m, path: &p }, &sender, &contacts)?;
+            self.message(At { value: m, path: &p }, &sender, number_id, &contacts)?;
         }
         // A contact that no message names links nothing: Meta adds
         // `contacts[]` (wa_id + user_id) to sent, delivered and read
         // statuses too, and a status names one address and links nothing
         // (RULES R8). An inbound links through its own `user_id`.
         for (s, p) in value.list("statuses")? {
-            self.status(At { value: s, path: &p }, &sender)?;
+            self.status(At { value: s, path: &p }, &sender, number_id)?;
         }
         for (e, p) in value.list("errors")? {
             self.errors
-                .push(MetaError::read(At { value: e, path: &p })?);
+                .push(ReportedError::read(At { value: e, path: &p })?);
         }
         Ok(())
     }
@@ -389,6 +411,7 @@ impl MetaWebhook {
         &mut self,
         m: At<'_>,
         sender: &Address,
+        number_id: Option<&str>,
         contacts: &[Contact],
     ) -> Result<(), WebhookError> {
         let id = m.required_str("id")?.to_owned();
@@ -520,6 +543,7 @@ impl MetaWebhook {
         }));
         self.messages.push(MetaMessage {
             id,
+            phone_number_id: number_id.map(str::to_owned),
             message_type,
             profile_name,
             context_id,
@@ -532,12 +556,17 @@ impl MetaWebhook {
         Ok(())
     }
 
-    fn status(&mut self, s: At<'_>, sender: &Address) -> Result<(), WebhookError> {
+    fn status(
+        &mut self,
+        s: At<'_>,
+        sender: &Address,
+        number_id: Option<&str>,
+    ) -> Result<(), WebhookError> {
         let id = s.required_str("id")?.to_owned();
         let raw = s.required_str("status")?.to_owned();
         let mut errors = Vec::new();
         for (e, p) in s.list("errors")? {
-            errors.push(MetaError::read(At { value: e, path: &p })?);
+            errors.push(ReportedError::read(At { value: e, path: &p })?);
         }
         let pricing = match s.child("pricing") {
             Some((v, p)) => {
@@ -602,6 +631,7 @@ impl MetaWebhook {
         }
         self.statuses.push(MetaStatus {
             id,
+            phone_number_id: number_id.map(str::to_owned),
             status: raw,
             pricing,
             errors,
