@@ -116,6 +116,8 @@ fn ingesters_checks_and_an_import_share_one_file() {
         .iter()
         .map(|b| spawn_ingest(&db.0, *b))
         .collect();
+    // Feed each ingester and read its answers at the same time (a full
+    // pipe would otherwise stop it).
     let feeders: Vec<_> = ingesters
         .iter_mut()
         .zip(work.clone())
@@ -125,6 +127,21 @@ fn ingesters_checks_and_an_import_share_one_file() {
                 for l in lines {
                     writeln!(stdin, "{l}").unwrap();
                 }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = ingesters
+        .iter_mut()
+        .map(|child| {
+            let mut stdout = child.stdout.take().unwrap();
+            let mut stderr = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                let (mut out, mut err) = (String::new(), String::new());
+                let errs = std::thread::spawn(move || {
+                    std::io::Read::read_to_string(&mut stderr, &mut err).map(|_| err)
+                });
+                std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+                (out, errs.join().unwrap().unwrap())
             })
         })
         .collect();
@@ -169,14 +186,17 @@ fn ingesters_checks_and_an_import_share_one_file() {
         f.join().unwrap();
     }
     let mut acknowledged = 0;
-    for (k, child) in ingesters.into_iter().enumerate() {
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+    for (k, (child, reader)) in ingesters.into_iter().zip(readers).enumerate() {
+        let status = {
+            let mut child = child;
+            child.wait().unwrap()
+        };
+        let (stdout, stderr) = reader.join().unwrap();
         assert!(
-            out.status.success() && !lock_error(&stderr),
+            status.success() && !lock_error(&stderr),
             "ingester {k}: {stderr}"
         );
-        let acks: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        let acks: Vec<Value> = stdout
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
