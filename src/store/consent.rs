@@ -252,6 +252,48 @@ impl Db<'_> {
         Ok(())
     }
 
+    /// Whether the trail of the address `user` already holds an event with
+    /// this content: action, scope, `at`, source, evidence and
+    /// conditional, and `received_at` too when `same_arrival` is set. What
+    /// `wagate import` keys its rows by, so that running it again lands
+    /// only what had not landed. Reads one address's events (its primary
+    /// key range); keeps nothing in memory.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn has_consent(
+        self,
+        business: i64,
+        user: &str,
+        c: &NewConsent<'_>,
+        same_arrival: bool,
+    ) -> Result<bool> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM users u JOIN consent_events c
+                     ON c.business_id = u.business_id AND c.user_id = u.id
+                 WHERE u.business_id = ?1 AND u.key = ?2 AND c.action = ?3 AND c.scope = ?4
+                   AND c.at = ?5 AND c.source = ?6 AND c.evidence IS ?7 AND c.conditional = ?8
+                   AND (?9 = 0 OR c.received_at = ?10))",
+            )?
+            .query_row(
+                params![
+                    business,
+                    user,
+                    c.action.as_str(),
+                    c.scope.as_str(),
+                    c.at.as_millis(),
+                    c.source,
+                    c.evidence,
+                    c.conditional,
+                    same_arrival,
+                    c.received_at.as_millis(),
+                ],
+                |r| r.get(0),
+            )?)
+    }
+
     /// Reads the trail of `who`, verifying every chain as it goes, and
     /// calls `f` for each event with the address and the row.
     pub(super) fn trail(

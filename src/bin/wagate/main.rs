@@ -108,11 +108,9 @@ enum Command {
     Sends(sends::Args),
     /// Bulk consent records from CSV (user,action,scope,at,source,evidence) or JSON Lines.
     #[command(after_help = "Example:\n  wagate --db shop.db import crm.csv\n\n\
-        A bad row is reported with its line number; the good rows still land.")]
-    Import {
-        /// The file (.csv with a header, or JSON Lines).
-        file: PathBuf,
-    },
+        A bad row is reported with its line number; the good rows still land.\n\
+        Running it again lands only what had not landed: rows already in the trail are duplicates.")]
+    Import(import::Args),
     /// Show or register templates.
     #[command(
         subcommand,
@@ -232,7 +230,7 @@ fn run(cli: Cli) -> Result<u8, Fail> {
         Command::Export(args) => export::run(&db, business, &args),
         Command::Verify(args) => verify::run(&db, &args),
         Command::Sends(args) => sends::run(&db, business, &args),
-        Command::Import { file } => import::run(&db.create()?, business, &file),
+        Command::Import(args) => import::run(&db, business, &args),
         Command::Templates(cmd) => templates::run(&db, business, cmd),
         Command::Stats { json } => stats::run(&db, business, json),
         Command::Webhook(cmd) => webhook::run(&cmd),
