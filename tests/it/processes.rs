@@ -4,7 +4,7 @@
 //! must equal a sequential replay of the same lines.
 //!
 //! Short here; the long run of the issue (60 s) is
-//! `WAGATE_STRESS_LINES=6000 cargo test --release --all-features --test it processes -- --nocapture`.
+//! `WAGATE_STRESS_LINES=40000 cargo test --release --all-features --test it processes -- --nocapture`.
 
 use std::collections::BTreeSet;
 use std::io::Write;
