@@ -828,3 +828,50 @@ fn wrote(b: &wagate::Business, u: u8, id: &str) {
     ))
     .unwrap();
 }
+
+#[test]
+fn a_send_to_a_linked_business_scoped_id_names_the_phone() {
+    let db = TempDb::new("linked-phone");
+    let clock = Arc::new(ManualClock::new(t(HOUR)));
+    let gate = open(&db, &clock);
+    let b = gate.business("acme").unwrap();
+    let bsuid = addr("bsuid:US.1349");
+    let lone = addr("bsuid:US.7777");
+    opted_in_and_wrote(&b, &user(1));
+    // The phone's message carries the BSUID: the two are one person.
+    b.ingest(&Event::Inbound(
+        wagate::InboundMessage::text(user(1), sender(0), "again", t(HOUR))
+            .with_id("SM-link")
+            .with_user_id(bsuid.clone()),
+    ))
+    .unwrap();
+    b.ingest(&consent(
+        &lone,
+        wagate::Action::OptIn,
+        wagate::Scope::All,
+        0,
+    ))
+    .unwrap();
+    b.ingest(&Event::Inbound(
+        wagate::InboundMessage::text(lone.clone(), sender(0), "hi", t(HOUR)).with_id("SM-lone"),
+    ))
+    .unwrap();
+    let transport = RecordingTransport::new();
+    for (to, key) in [
+        (&bsuid, "k-linked"),
+        (&user(1), "k-phone"),
+        (&lone, "k-lone"),
+    ] {
+        let req =
+            wagate::SendRequest::between(sender(0), to.clone(), wagate::Content::text("hello"));
+        assert!(b.send(&req, key, &transport).unwrap().sent(), "{key}");
+    }
+    let sent = transport.sent();
+    // Providers send a linked BSUID to the phone; a phone or a lone BSUID as is.
+    assert_eq!(
+        (sent[0].to.clone(), sent[0].phone.clone()),
+        (bsuid, Some(user(1)))
+    );
+    assert_eq!(sent[1].phone, None);
+    assert_eq!((sent[2].to.clone(), sent[2].phone.clone()), (lone, None));
+}
