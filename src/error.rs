@@ -96,6 +96,19 @@ pub enum Error {
         /// The newest version this build knows.
         supported: i64,
     },
+    /// The file says it holds one schema version but its tables are not
+    /// those of that version (a file edited by hand, or another tool's).
+    #[error(
+        "the database says schema version {found}, but its tables are not those of version {found} ({why}); this wagate uses version {supported}"
+    )]
+    SchemaMismatch {
+        /// The version the file claims (`PRAGMA user_version`).
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+        /// What SQLite said when the next migration was applied.
+        why: String,
+    },
     /// A row holds a value the code does not know: the database is not
     /// trusted.
     #[error("corrupt row in {table}: {detail}")]
@@ -151,6 +164,7 @@ impl Error {
             Error::Poisoned
             | Error::Corrupt { .. }
             | Error::SchemaTooNew { .. }
+            | Error::SchemaMismatch { .. }
             | Error::WriteLock { .. } => true,
             _ => false,
         }

@@ -349,7 +349,24 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         let Some(m) = usize::try_from(found).ok().and_then(|i| MIGRATIONS.get(i)) else {
             return Ok(());
         };
-        tx.execute_batch(m.sql)?;
+        // A failing migration names the versions, not its SQL.
+        tx.execute_batch(m.sql).map_err(|e| match e {
+            rusqlite::Error::SqlInputError { msg, .. } => Error::SchemaMismatch {
+                found,
+                supported: SCHEMA_VERSION,
+                why: msg,
+            },
+            rusqlite::Error::SqliteFailure(f, Some(msg))
+                if f.code == rusqlite::ErrorCode::Unknown =>
+            {
+                Error::SchemaMismatch {
+                    found,
+                    supported: SCHEMA_VERSION,
+                    why: msg,
+                }
+            }
+            e => Error::from(e),
+        })?;
         if let Some(after) = m.after {
             after(Db(&tx))?;
         }

@@ -875,3 +875,27 @@ fn a_send_to_a_linked_business_scoped_id_names_the_phone() {
     assert_eq!(sent[1].phone, None);
     assert_eq!((sent[2].to.clone(), sent[2].phone.clone()), (lone, None));
 }
+
+#[test]
+fn a_file_whose_tables_do_not_match_its_version_names_the_versions_not_sql() {
+    let db = TempDb::new("schema-mismatch");
+    {
+        let raw = rusqlite::Connection::open(&db.0).unwrap();
+        raw.execute_batch("PRAGMA application_id = 0x77414754; CREATE TABLE businesses (x);")
+            .unwrap();
+    }
+    let err = Gate::open(&db.0).unwrap_err();
+    assert!(
+        matches!(err, wagate::Error::SchemaMismatch { found: 0, .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("schema version 0") && text.contains("already exists"),
+        "{text}"
+    );
+    assert!(
+        text.len() < 300 && !text.contains("CREATE"),
+        "no SQL in the message: {text}"
+    );
+}
