@@ -137,6 +137,9 @@ pub enum Error {
         /// What the system said.
         reason: String,
     },
+    /// A retention setting that could change decisions.
+    #[error("{0}")]
+    Retention(String),
     /// SQLite failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),

@@ -115,6 +115,7 @@ pub use event::{
     ConsentEvent, DeliveryStatus, Event, InboundMessage, IngestOutcome, LinkEvent, MessageKind,
     Pricing, Referral, StatusCallback, TemplateRecord, TemplateStatusUpdate,
 };
+pub use gate::MIN_RETENTION;
 pub use gate::{
     Business, ConsentRecord, Delivery, Gate, GateConfig, Pending, PersonView, Reservation,
     SendOutcome, SendQuery,
@@ -124,7 +125,7 @@ pub use policy::{
     Reason, Scope, SendRequest, TemplateBody, TemplateStatus, Variables, Verdict,
 };
 pub use store::{
-    ChainHead, ConsentRow, LinkRow, SendRecord, SendState, Stats, TemplateRow, VerifyReport,
+    ChainHead, ConsentRow, LinkRow, Purged, SendRecord, SendState, Stats, TemplateRow, VerifyReport,
 };
 pub use time::{Clock, ManualClock, SystemClock, TimeError, Timestamp};
 

@@ -15,7 +15,10 @@ mod audit;
 mod commit;
 mod ingest;
 mod readers;
+mod retention;
 mod send;
+
+pub use retention::MIN_RETENTION;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

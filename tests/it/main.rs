@@ -30,6 +30,7 @@ mod meta_transport;
 mod model;
 mod processes;
 mod properties;
+mod retention;
 mod scenarios;
 mod store_file;
 mod tamper;

@@ -15,6 +15,7 @@ mod import;
 mod ingest;
 mod lines;
 mod progress;
+mod purge;
 mod replay;
 mod sends;
 mod stats;
@@ -121,6 +122,12 @@ enum Command {
     /// Provider webhooks captured from the wire: what they mean, and whether their signature holds.
     #[command(subcommand)]
     Webhook(webhook::Command),
+    /// Delete inbound-message rows and send attempts older than an age; decisions stay the same.
+    #[command(
+        after_help = "Examples:\n  wagate --db shop.db purge --older-than 90d --dry-run\n  wagate --db shop.db purge --older-than 90d\n\n\
+        Windows, the consent trail, links and templates are kept whole. An age under 7 days is refused."
+    )]
+    Purge(purge::Args),
     /// Counts: people, addresses, opted in, opted out, windows open now.
     #[command(after_help = "Example:\n  wagate --db shop.db stats")]
     Stats {
@@ -233,6 +240,7 @@ fn run(cli: Cli) -> Result<u8, Fail> {
         Command::Import(args) => import::run(&db, business, &args),
         Command::Templates(cmd) => templates::run(&db, business, cmd),
         Command::Stats { json } => stats::run(&db, business, json),
+        Command::Purge(args) => purge::run(&db, business, &args),
         Command::Webhook(cmd) => webhook::run(&cmd),
     }
 }
