@@ -18,6 +18,7 @@ mod docs;
 mod examples;
 #[cfg(any(feature = "twilio", feature = "meta"))]
 mod fake_http;
+mod fuzz_regressions;
 mod inputs;
 #[cfg(feature = "meta")]
 mod meta;
