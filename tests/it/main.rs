@@ -13,11 +13,13 @@
 mod async_gate;
 mod cli;
 mod common;
+mod crash;
 mod docs;
 #[cfg(feature = "tokio")]
 mod examples;
 #[cfg(any(feature = "twilio", feature = "meta"))]
 mod fake_http;
+mod faults;
 mod fuzz_regressions;
 mod inputs;
 #[cfg(feature = "meta")]
