@@ -96,6 +96,10 @@ pub enum Error {
         /// The newest version this build knows.
         supported: i64,
     },
+    /// The file is a SQLite database of another application: it is left
+    /// alone.
+    #[error("not a wagate database: {0}")]
+    Foreign(String),
     /// The file says it holds one schema version but its tables are not
     /// those of that version (a file edited by hand, or another tool's).
     #[error(
@@ -168,6 +172,7 @@ impl Error {
             | Error::Corrupt { .. }
             | Error::SchemaTooNew { .. }
             | Error::SchemaMismatch { .. }
+            | Error::Foreign(_)
             | Error::WriteLock { .. } => true,
             _ => false,
         }

@@ -170,7 +170,7 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::SchemaTooNew`] for a database written by a newer wagate,
-    /// [`Error::Corrupt`] for a SQLite file of another application, or a
+    /// [`Error::Foreign`] for a SQLite file of another application, or a
     /// store error.
     pub fn open(path: &Path) -> Result<Self> {
         Self::init(Connection::open(path)?, Some(WriteLock::for_db(path)))
@@ -324,13 +324,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let app: i64 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
         let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let foreign = |detail: String| Error::Corrupt {
-            table: "database",
-            detail,
-        };
         if app != 0 && app != APPLICATION_ID {
-            return Err(foreign(format!(
-                "application_id {app:#x}: not a wagate database"
+            return Err(Error::Foreign(format!(
+                "its application_id is {app:#x} (wagate's is {APPLICATION_ID:#x})"
             )));
         }
         if found > SCHEMA_VERSION {
@@ -343,8 +339,8 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             let objects: i64 =
                 tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
             if found != 0 || objects != 0 {
-                return Err(foreign(
-                    "the file holds another application's tables: not a wagate database".into(),
+                return Err(Error::Foreign(
+                    "the file holds another application's tables".into(),
                 ));
             }
         }

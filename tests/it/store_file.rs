@@ -162,7 +162,7 @@ fn refuses_a_foreign_database() {
     conn.pragma_update(None, "application_id", 42).unwrap();
     conn.execute_batch("CREATE TABLE notes (x TEXT)").unwrap();
     drop(conn);
-    assert!(matches!(Gate::open(&db.0), Err(Error::Corrupt { .. })));
+    assert!(matches!(Gate::open(&db.0), Err(Error::Foreign(_))));
 }
 
 #[test]

@@ -188,8 +188,7 @@ impl Db<'_> {
     /// For write commands: creates the file if it is missing.
     pub fn create(&self) -> Result<Gate, Fail> {
         let path = self.path()?;
-        let gate = Gate::open(path)
-            .map_err(|e| Fail(EXIT_BAD_INPUT, format!("{}: {e}", path.display())))?;
+        let gate = Gate::open(path).map_err(|e| Fail(EXIT_BAD_INPUT, open_failed(path, &e)))?;
         Ok(gate
             .with_config(self.config.clone())
             .with_clock(Arc::new(SystemClock)))
@@ -200,13 +199,36 @@ impl Db<'_> {
         let path = self.path()?;
         let gate = Gate::open_existing(path).map_err(|e| match e {
             wagate::Error::NoDatabase(_) => Fail(EXIT_BAD_INPUT, e.to_string()),
-            e => Fail(EXIT_BAD_INPUT, format!("{}: {e}", path.display())),
+            e => Fail(EXIT_BAD_INPUT, open_failed(path, &e)),
         })?;
         let gate = gate.with_config(self.config.clone());
         Ok(match at {
             Some(t) => gate.with_clock(Arc::new(ManualClock::new(t))),
             None => gate.with_clock(Arc::new(SystemClock)),
         })
+    }
+}
+
+/// Why a database did not open, with a hint when SQLite could not create
+/// the files it keeps beside the database.
+fn open_failed(path: &Path, e: &wagate::Error) -> String {
+    let text = e.to_string();
+    if text.contains("unable to open database file") || text.contains("readonly") {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        format!(
+            "{}: {text} (SQLite keeps {name}-wal and {name}-shm beside the database, and wagate {name}-wagate.lock: the directory {} must be writable, also for reading)",
+            path.display(),
+            dir.display(),
+            name = path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        )
+    } else {
+        format!("{}: {text}", path.display())
     }
 }
 
