@@ -78,6 +78,43 @@ impl<C: AsyncHttpClient + ?Sized> AsyncHttpClient for &C {
     }
 }
 
+/// A provider's error code as JSON gives it: a whole number (also written
+/// `21610.0`) or a string of digits.
+#[cfg(any(feature = "twilio", feature = "meta"))]
+pub(crate) fn error_code(v: &serde_json::Value) -> Option<u32> {
+    let n = match v {
+        serde_json::Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+                .map(|f| f as u64)
+        }),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }?;
+    u32::try_from(n).ok()
+}
+
+/// An answer's `Retry-After`: seconds or an HTTP date (counted from now),
+/// at most an hour.
+#[cfg(any(feature = "twilio", feature = "meta"))]
+pub(crate) fn retry_after(response: &HttpResponse) -> Option<Duration> {
+    let value = response
+        .headers()
+        .get(::http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let secs = match value.parse::<u64>() {
+        Ok(s) => s,
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            u64::try_from((at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds())
+                .unwrap_or(0)
+        }
+    };
+    Some(Duration::from_secs(secs.min(3600)))
+}
+
 #[cfg(any(feature = "ureq", feature = "reqwest"))]
 fn timeout_of(request: &HttpRequest) -> Option<Duration> {
     request.extensions().get::<Timeout>().map(|t| t.0)

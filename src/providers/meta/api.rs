@@ -418,20 +418,6 @@ struct ErrorData {
     details: Option<String>,
 }
 
-fn whole(v: Option<&Value>) -> Option<u32> {
-    let v = v?;
-    let n = match v {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
-                .map(|f| f as u64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }?;
-    u32::try_from(n).ok()
-}
-
 /// Reads Meta's answer to [`message_request`].
 ///
 /// # Errors
@@ -456,12 +442,7 @@ pub fn message_response(response: HttpResponse) -> Result<MetaReceipt, MetaError
             }),
         };
     }
-    let retry_after = response
-        .headers()
-        .get(::http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s.min(3600)));
+    let retry_after = crate::providers::http::retry_after(&response);
     let envelope: Envelope = serde_json::from_slice(response.body()).unwrap_or_default();
     let e = envelope.error.unwrap_or_default();
     let message = e.message.or(e.error_user_msg).unwrap_or_else(|| {
@@ -479,8 +460,11 @@ pub fn message_response(response: HttpResponse) -> Result<MetaReceipt, MetaError
     });
     Err(MetaError::Api {
         status,
-        code: whole(e.code.as_ref()),
-        subcode: whole(e.error_subcode.as_ref()),
+        code: e.code.as_ref().and_then(crate::providers::http::error_code),
+        subcode: e
+            .error_subcode
+            .as_ref()
+            .and_then(crate::providers::http::error_code),
         message,
         details: e.error_data.and_then(|d| d.details),
         fbtrace_id: e.fbtrace_id,

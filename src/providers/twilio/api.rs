@@ -364,11 +364,7 @@ pub fn message_response(response: HttpResponse) -> Result<TwilioReceipt, TwilioE
             status: m.status,
         });
     }
-    let retry_after = response
-        .headers()
-        .get(::http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(retry_after);
+    let retry_after = crate::providers::http::retry_after(&response);
     let body: ErrorBody = serde_json::from_slice(response.body()).unwrap_or_default();
     // The code: `code` (a whole number, also written as 21610.0 or
     // "21610"), else the last segment of the problem's `type` or of
@@ -376,23 +372,14 @@ pub fn message_response(response: HttpResponse) -> Result<TwilioReceipt, TwilioE
     let from_url = |u: &Option<String>| {
         u.as_deref()
             .and_then(|t| t.trim_end_matches('/').rsplit('/').next())
-            .and_then(|last| last.parse::<u64>().ok())
+            .and_then(|last| last.parse::<u32>().ok())
     };
     let code = body
         .code
         .as_ref()
-        .and_then(|c| match c {
-            serde_json::Value::Number(n) => n.as_u64().or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
-                    .map(|f| f as u64)
-            }),
-            serde_json::Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        })
+        .and_then(crate::providers::http::error_code)
         .or_else(|| from_url(&body.kind))
-        .or_else(|| from_url(&body.more_info))
-        .and_then(|c| u32::try_from(c).ok());
+        .or_else(|| from_url(&body.more_info));
     let message = body
         .message
         .or(body.detail)
@@ -417,18 +404,4 @@ pub fn message_response(response: HttpResponse) -> Result<TwilioReceipt, TwilioE
         more_info: body.more_info.or(body.kind),
         retry_after,
     })
-}
-
-/// `Retry-After` as seconds or an HTTP date (from now); at most an hour.
-fn retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    let secs = match value.parse::<u64>() {
-        Ok(s) => s,
-        Err(_) => {
-            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-            u64::try_from((at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds())
-                .unwrap_or(0)
-        }
-    };
-    Some(Duration::from_secs(secs.min(3600)))
 }
