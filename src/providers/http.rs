@@ -94,6 +94,25 @@ pub(crate) fn error_code(v: &serde_json::Value) -> Option<u32> {
     u32::try_from(n).ok()
 }
 
+/// What an error answer says when its body is not the provider's JSON: the
+/// first 200 characters of the body, or the status's reason.
+#[cfg(any(feature = "twilio", feature = "meta"))]
+pub(crate) fn answer_text(response: &HttpResponse) -> String {
+    let text: String = String::from_utf8_lossy(response.body())
+        .chars()
+        .take(200)
+        .collect();
+    if text.trim().is_empty() {
+        response
+            .status()
+            .canonical_reason()
+            .unwrap_or("no message")
+            .to_owned()
+    } else {
+        text
+    }
+}
+
 /// An answer's `Retry-After`: seconds or an HTTP date (counted from now),
 /// at most an hour.
 #[cfg(any(feature = "twilio", feature = "meta"))]

@@ -445,19 +445,10 @@ pub fn message_response(response: HttpResponse) -> Result<MetaReceipt, MetaError
     let retry_after = crate::providers::http::retry_after(&response);
     let envelope: Envelope = serde_json::from_slice(response.body()).unwrap_or_default();
     let e = envelope.error.unwrap_or_default();
-    let message = e.message.or(e.error_user_msg).unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(response.body());
-        let text: String = text.chars().take(200).collect();
-        if text.trim().is_empty() {
-            response
-                .status()
-                .canonical_reason()
-                .unwrap_or("no message")
-                .to_owned()
-        } else {
-            text
-        }
-    });
+    let message = e
+        .message
+        .or(e.error_user_msg)
+        .unwrap_or_else(|| crate::providers::http::answer_text(&response));
     Err(MetaError::Api {
         status,
         code: e.code.as_ref().and_then(crate::providers::http::error_code),

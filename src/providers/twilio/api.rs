@@ -384,19 +384,7 @@ pub fn message_response(response: HttpResponse) -> Result<TwilioReceipt, TwilioE
         .message
         .or(body.detail)
         .or(body.title)
-        .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(response.body());
-            let text: String = text.chars().take(200).collect();
-            if text.trim().is_empty() {
-                response
-                    .status()
-                    .canonical_reason()
-                    .unwrap_or("no message")
-                    .to_owned()
-            } else {
-                text
-            }
-        });
+        .unwrap_or_else(|| crate::providers::http::answer_text(&response));
     Err(TwilioError::Api {
         status,
         code,
