@@ -341,8 +341,11 @@ impl Business {
         let Some(send) = db.send_by_provider_id(self.id, &s.id)? else {
             return self.status_elsewhere(db, s, received);
         };
-        db.advance_status(send.id, s.status)?;
-        if let Some(p) = &s.pricing {
+        // Pricing comes with the status that moved the message forward; a
+        // late, older callback does not overwrite it.
+        if db.advance_status(send.id, s.status)?
+            && let Some(p) = &s.pricing
+        {
             db.set_pricing(send.id, p)?;
         }
         let mut out = IngestOutcome::default();

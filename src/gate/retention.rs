@@ -16,9 +16,11 @@ pub const MIN_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 impl Business {
     /// Deletes inbound-message rows and send attempts older than `keep`
     /// (at least [`MIN_RETENTION`]). Decisions now, and as of any time
-    /// within the kept period, stay the same: windows, consent (the whole
-    /// trail), links, templates and confirmations live elsewhere or are
-    /// recent. What goes: the evidence that an old message id was seen (a
+    /// within the kept period, stay the same (verdict and reason): windows,
+    /// consent (the whole trail), links, templates and confirmations live
+    /// elsewhere or are recent. Facts about periods long over may go
+    /// blank: a free entry point or a provider's closing of a window
+    /// older than the horizon is no longer reported. What goes: the evidence that an old message id was seen (a
     /// redelivery of a purged message counts as a new one, which changes
     /// nothing older than the window), and old idempotency keys (a key
     /// older than `keep` may be used again).

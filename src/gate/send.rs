@@ -380,7 +380,9 @@ impl Business {
         Ok(Reserved::Go(Box::new((decision, id, message))))
     }
 
-    /// The first phone linked to a business-scoped id's person, if any.
+    /// The phone to send to for a business-scoped id: the one most
+    /// recently linked to it, else any phone of its person (linked through
+    /// another id), else none.
     fn linked_phone(&self, db: Db<'_>, bsuid: &Address) -> Result<Option<Address>> {
         let Some(row) = db.address(self.id, bsuid.as_str())? else {
             return Ok(None);
@@ -388,18 +390,22 @@ impl Business {
         if !row.linked {
             return Ok(None);
         }
-        for a in db.person_addresses(self.id, row.person)? {
-            if a.key.starts_with("whatsapp:") {
-                // A stored phone that no longer parses is a corrupt row:
-                // fail closed rather than send elsewhere.
-                return Address::parse_phone(&a.key)
-                    .map(Some)
-                    .map_err(|e| Error::Corrupt {
-                        table: "users",
-                        detail: format!("address {}: {e}", a.id),
-                    });
-            }
-        }
-        Ok(None)
+        let key = match db.phone_linked_to(self.id, row.id)? {
+            Some(k) => Some(k),
+            None => db
+                .person_addresses(self.id, row.person)?
+                .into_iter()
+                .map(|a| a.key)
+                .find(|k| k.starts_with("whatsapp:")),
+        };
+        // A stored phone that no longer parses is a corrupt row: fail
+        // closed rather than send elsewhere.
+        key.map(|k| {
+            Address::parse_phone(&k).map_err(|e| Error::Corrupt {
+                table: "users",
+                detail: format!("address {k:?}: {e}"),
+            })
+        })
+        .transpose()
     }
 }

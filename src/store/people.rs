@@ -173,6 +173,23 @@ impl Db<'_> {
         Ok(true)
     }
 
+    /// The phone most recently linked to a business-scoped id (by the
+    /// link's own time), if any.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn phone_linked_to(self, business: i64, bsuid: i64) -> Result<Option<String>> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT u.key FROM links l JOIN users u ON u.id = l.phone_id
+                 WHERE l.business_id = ?1 AND l.bsuid_id = ?2
+                 ORDER BY l.at DESC, l.received_at DESC, u.id DESC LIMIT 1",
+            )?
+            .query_row(params![business, bsuid], |r| r.get(0))
+            .optional()?)
+    }
+
     /// The addresses of a person, oldest first.
     ///
     /// # Errors

@@ -870,10 +870,26 @@ fn a_send_to_a_linked_business_scoped_id_names_the_phone() {
     // Providers send a linked BSUID to the phone; a phone or a lone BSUID as is.
     assert_eq!(
         (sent[0].to.clone(), sent[0].phone.clone()),
-        (bsuid, Some(user(1)))
+        (bsuid.clone(), Some(user(1)))
     );
     assert_eq!(sent[1].phone, None);
     assert_eq!((sent[2].to.clone(), sent[2].phone.clone()), (lone, None));
+    // The user's new phone, linked later: sends go to it, not the old one.
+    clock.set(t(2 * HOUR));
+    b.ingest(&Event::Inbound(
+        wagate::InboundMessage::text(user(2), sender(0), "new phone", t(2 * HOUR))
+            .with_id("SM-new-phone")
+            .with_user_id(bsuid.clone()),
+    ))
+    .unwrap();
+    let req =
+        wagate::SendRequest::between(sender(0), bsuid.clone(), wagate::Content::text("hello"));
+    assert!(
+        b.send(&req, "k-after-new-phone", &transport)
+            .unwrap()
+            .sent()
+    );
+    assert_eq!(transport.sent()[3].phone, Some(user(2)));
 }
 
 #[test]
