@@ -49,10 +49,15 @@ impl Business {
         }
         let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
         let cutoff = self.gate.clock.now().as_millis().saturating_sub(keep_ms);
-        if dry_run {
-            return self.gate.read(|db| db.purgeable(self.id, cutoff));
-        }
-        self.gate.write(|w| w.db().purge(self.id, cutoff))
+        // The dry run counts on the writer's connection too (it fills a
+        // temporary table of its own); it writes nothing to the file.
+        self.gate.write(|w| {
+            if dry_run {
+                w.db().purgeable(self.id, cutoff)
+            } else {
+                w.db().purge(self.id, cutoff)
+            }
+        })
     }
 
     /// The time before which [`Business::purge`] with `keep` deletes.

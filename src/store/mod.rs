@@ -68,10 +68,6 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0003_pricing.sql"),
         after: None,
     },
-    Migration {
-        sql: include_str!("../../migrations/sqlite/0004_inbound_by_address.sql"),
-        after: None,
-    },
 ];
 
 /// The schema version this build writes.
