@@ -47,8 +47,7 @@ impl Business {
                 keep.as_secs_f64() / 86_400.0
             )));
         }
-        let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
-        let cutoff = self.gate.clock.now().as_millis().saturating_sub(keep_ms);
+        let cutoff = self.purge_horizon(keep).as_millis();
         // The dry run counts on the writer's connection too (it fills a
         // temporary table of its own); it writes nothing to the file.
         self.gate.write(|w| {

@@ -17,21 +17,23 @@ pub struct Args {
     since: Option<String>,
 }
 
-/// An exported consent event: a `consent` line with its place in the chain.
+/// A `consent` line: exported with its place in the chain, or from a
+/// webhook without one.
 #[derive(Serialize)]
-struct ConsentLine<'a> {
-    op: &'static str,
-    at: Timestamp,
-    received_at: Timestamp,
-    user: &'a str,
-    action: wagate::Action,
-    scope: wagate::Scope,
-    source: &'a str,
+pub struct ConsentLine<'a> {
+    pub op: &'static str,
+    pub at: Timestamp,
+    pub received_at: Timestamp,
+    pub user: &'a str,
+    pub action: wagate::Action,
+    pub scope: wagate::Scope,
+    pub source: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    evidence: Option<&'a str>,
+    pub evidence: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    conditional: bool,
-    chain: Chain<'a>,
+    pub conditional: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<Chain<'a>>,
 }
 
 /// The chain fields: enough to recompute the hash and link it to the
@@ -48,15 +50,15 @@ pub struct Chain<'a> {
     pub hash: String,
 }
 
-/// An exported link: a `link` line.
+/// A `link` line.
 #[derive(Serialize)]
-struct LinkLine<'a> {
-    op: &'static str,
-    at: Timestamp,
-    received_at: Timestamp,
-    phone: &'a str,
-    bsuid: &'a str,
-    source: &'a str,
+pub struct LinkLine<'a> {
+    pub op: &'static str,
+    pub at: Timestamp,
+    pub received_at: Timestamp,
+    pub phone: &'a str,
+    pub bsuid: &'a str,
+    pub source: &'a str,
 }
 
 /// Writes the export to standard output.
@@ -89,12 +91,12 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
             source: &r.source,
             evidence: r.evidence.as_deref(),
             conditional: r.conditional,
-            chain: Chain {
+            chain: Some(Chain {
                 business: &name,
                 seq: r.seq,
                 prev: r.prev.to_hex(),
                 hash: r.hash.to_hex(),
-            },
+            }),
         }))
     });
     let links = consent.and_then(|()| {

@@ -7,14 +7,16 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use wagate::providers::meta::MetaWebhook;
 use wagate::providers::meta::signature as meta_signature;
 use wagate::providers::twilio::signature::{self, SignatureError};
 use wagate::providers::twilio::webhook::{Form, TwilioWebhook};
 use wagate::{Event, Timestamp};
 
-use crate::{EXIT_BAD_INPUT, EXIT_USAGE, Fail, parse_time};
+use crate::export::{ConsentLine, LinkLine};
+use crate::{EXIT_BAD_INPUT, EXIT_USAGE, Fail, json, parse_time};
 
 /// The most a webhook body may hold (providers post kilobytes).
 const MAX_BODY: u64 = 1 << 20;
@@ -148,122 +150,127 @@ fn parse(args: &ParseArgs) -> Result<u8, Fail> {
     Ok(0)
 }
 
-/// Fields in the order they were inserted (`op` first), as the scenario
-/// files are written.
-#[derive(Default)]
-struct Line(Vec<(&'static str, Value)>);
-
-impl Line {
-    fn insert(&mut self, key: &'static str, value: Value) {
-        self.0.push((key, value));
-    }
+/// An `inbound` line (FORMAT v3): the user as `from` (a phone) and/or
+/// `user_id` (a business-scoped id without its prefix).
+#[derive(Serialize)]
+struct InboundLine<'a> {
+    op: &'static str,
+    at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    to: &'a str,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referral: Option<&'static str>,
 }
 
-impl std::fmt::Display for Line {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("{")?;
-        for (i, (k, v)) in self.0.iter().enumerate() {
-            write!(f, "{}{}:{v}", if i == 0 { "" } else { "," }, json!(k))?;
-        }
-        f.write_str("}")
-    }
+/// A `status` line.
+#[derive(Serialize)]
+struct StatusLine<'a> {
+    op: &'static str,
+    at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received_at: Option<Timestamp>,
+    id: &'a str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
 }
 
-/// The FORMAT v3 line of an inbound or status event.
-fn scenario_line(event: &Event) -> Line {
-    let mut m = Line::default();
+/// A status-only `template` line.
+#[derive(Serialize)]
+struct TemplateStatusLine<'a> {
+    op: &'static str,
+    at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received_at: Option<Timestamp>,
+    name: &'a str,
+    language: &'a str,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta_template_id: Option<&'a str>,
+}
+
+/// The FORMAT v3 line of an event a webhook means (fields in the order
+/// the scenario files use, `op` first).
+fn scenario_line(event: &Event) -> String {
     match event {
-        Event::Inbound(msg) => {
-            m.insert("op", json!("inbound"));
-            m.insert("at", json!(msg.at.to_rfc3339()));
-            if let Some(r) = msg.received_at {
-                m.insert("received_at", json!(r.to_rfc3339()));
-            }
+        Event::Inbound(m) => {
             // A user known by a business-scoped id alone goes as user_id.
-            match msg.from.bsuid() {
-                Some(id) => {
-                    m.insert("user_id", json!(id));
-                }
-                None => {
-                    m.insert("from", json!(msg.from.as_str()));
-                    if let Some(id) = msg.user_id.as_ref().and_then(|u| u.bsuid()) {
-                        m.insert("user_id", json!(id));
-                    }
-                }
-            }
-            m.insert("to", json!(msg.to.as_str()));
-            m.insert("kind", json!(msg.kind.as_str()));
-            if let Some(b) = &msg.body {
-                m.insert("body", json!(b));
-            }
-            if let Some(id) = &msg.id {
-                m.insert("id", json!(id));
-            }
-            if let Some(r) = msg.referral {
-                m.insert("referral", json!(r.as_str()));
-            }
+            let (from, user_id) = match m.from.bsuid() {
+                Some(id) => (None, Some(id)),
+                None => (
+                    Some(m.from.as_str()),
+                    m.user_id.as_ref().and_then(|u| u.bsuid()),
+                ),
+            };
+            json(&InboundLine {
+                op: "inbound",
+                at: m.at,
+                received_at: m.received_at,
+                from,
+                user_id,
+                to: m.to.as_str(),
+                kind: m.kind.as_str(),
+                body: m.body.as_deref(),
+                id: m.id.as_deref(),
+                referral: m.referral.map(|r| r.as_str()),
+            })
         }
-        Event::Status(s) => {
-            m.insert("op", json!("status"));
-            m.insert("at", json!(s.at.to_rfc3339()));
-            if let Some(r) = s.received_at {
-                m.insert("received_at", json!(r.to_rfc3339()));
-            }
-            m.insert("id", json!(s.id));
-            m.insert("status", json!(s.status.as_str()));
-            if let Some(c) = s.error_code {
-                m.insert("error_code", json!(c));
-            }
-            if let Some(f) = &s.from {
-                m.insert("from", json!(f.as_str()));
-            }
-            if let Some(t) = &s.to {
-                m.insert("to", json!(t.as_str()));
-            }
-        }
-        Event::Consent(c) => {
-            m.insert("op", json!("consent"));
-            m.insert("at", json!(c.at.to_rfc3339()));
-            if let Some(r) = c.received_at {
-                m.insert("received_at", json!(r.to_rfc3339()));
-            }
-            m.insert("user", json!(c.user.as_str()));
-            m.insert("action", json!(c.action.as_str()));
-            m.insert("scope", json!(c.scope.as_str()));
-            m.insert("source", json!(c.source));
-            if let Some(e) = &c.evidence {
-                m.insert("evidence", json!(e));
-            }
-        }
-        Event::TemplateStatus(t) => {
-            m.insert("op", json!("template"));
-            m.insert("at", json!(t.at.to_rfc3339()));
-            if let Some(r) = t.received_at {
-                m.insert("received_at", json!(r.to_rfc3339()));
-            }
-            m.insert("name", json!(t.name));
-            m.insert("language", json!(t.language));
-            m.insert("status", json!(t.status.as_str()));
-            if let Some(id) = &t.meta_template_id {
-                m.insert("meta_template_id", json!(id));
-            }
-        }
-        Event::Link(l) => {
-            m.insert("op", json!("link"));
-            m.insert("at", json!(l.at.to_rfc3339()));
-            if let Some(r) = l.received_at {
-                m.insert("received_at", json!(r.to_rfc3339()));
-            }
-            m.insert("phone", json!(l.phone.as_str()));
-            m.insert("bsuid", json!(l.bsuid.as_str()));
-            m.insert("source", json!(l.source));
-        }
+        Event::Status(s) => json(&StatusLine {
+            op: "status",
+            at: s.at,
+            received_at: s.received_at,
+            id: &s.id,
+            status: s.status.as_str(),
+            error_code: s.error_code,
+            from: s.from.as_ref().map(|a| a.as_str()),
+            to: s.to.as_ref().map(|a| a.as_str()),
+        }),
+        Event::Consent(c) => json(&ConsentLine {
+            op: "consent",
+            at: c.at,
+            received_at: c.received_at.unwrap_or(c.at),
+            user: c.user.as_str(),
+            action: c.action,
+            scope: c.scope,
+            source: &c.source,
+            evidence: c.evidence.as_deref(),
+            conditional: c.conditional,
+            chain: None,
+        }),
+        Event::TemplateStatus(t) => json(&TemplateStatusLine {
+            op: "template",
+            at: t.at,
+            received_at: t.received_at,
+            name: &t.name,
+            language: &t.language,
+            status: t.status.as_str(),
+            meta_template_id: t.meta_template_id.as_deref(),
+        }),
+        Event::Link(l) => json(&LinkLine {
+            op: "link",
+            at: l.at,
+            received_at: l.received_at.unwrap_or(l.at),
+            phone: l.phone.as_str(),
+            bsuid: l.bsuid.as_str(),
+            source: &l.source,
+        }),
         // Webhooks carry no full template records.
-        Event::Template(_) => {
-            m.insert("error", json!("not a webhook event"));
-        }
+        Event::Template(_) => json(&serde_json::json!({"error": "not a webhook event"})),
     }
-    m
 }
 
 /// A secret from the environment, never a flag (flags end up in shell
