@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rusqlite::{Connection, TransactionBehavior, params};
-use wagate::chain::{Hash, Link};
+use wagate::chain::{Hash, Link, Personal, SALT_LEN};
 use wagate::policy::{ConsentFact, Facts, PolicyConfig, TemplateFacts, WindowFacts, decide};
 use wagate::{
     Action, Address, Category, Content, Event, Gate, InboundMessage, ManualClock, MessageKind,
@@ -91,6 +91,8 @@ fn raw_connection(path: &Path) -> Connection {
     conn.busy_timeout(wagate::store::BUSY_TIMEOUT).unwrap();
     conn.pragma_update(None, "foreign_keys", "ON").unwrap();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    // As the store does: freed space is zeroed (the same pages written).
+    conn.pragma_update(None, "secure_delete", "ON").unwrap();
     conn.pragma_update(None, "cache_size", wagate::store::CACHE_SIZE)
         .unwrap();
     // As the store does: plans fixed at prepare time, so cached statements
@@ -177,8 +179,8 @@ fn fixture(users: u64) -> PathBuf {
         let mut consent = tx
             .prepare(
                 "INSERT INTO consent_events (business_id, user_id, seq, action, scope, at, received_at,
-                     effective, conditional, source, evidence, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8, ?9, ?10)",
+                     effective, conditional, source, evidence, hash, salt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .unwrap();
         let mut window = tx
@@ -215,9 +217,12 @@ fn fixture(users: u64) -> PathBuf {
                     _ => (Action::OptIn, Scope::Marketing, false, "app"),
                 };
                 let evidence = format!("fixture event {seq}");
+                // Deterministic salts: the fixture is the same on every run.
+                let mut salt = [0u8; SALT_LEN];
+                salt[..8].copy_from_slice(&rng.below(u64::MAX).to_le_bytes());
+                salt[8..].copy_from_slice(&rng.below(u64::MAX).to_le_bytes());
                 let hash = Link {
                     business: BUSINESS,
-                    user: &key,
                     seq,
                     action,
                     scope,
@@ -225,11 +230,25 @@ fn fixture(users: u64) -> PathBuf {
                     received_at: Timestamp::from_millis(t),
                     conditional,
                     source,
-                    evidence: Some(&evidence),
+                    personal: Personal::Open {
+                        salt: &salt,
+                        user: &key,
+                        evidence: Some(&evidence),
+                    },
                 }
                 .hash(&prev);
                 prev = hash;
-                events.push((seq, action, scope, t, conditional, source, evidence, hash));
+                events.push((
+                    seq,
+                    action,
+                    scope,
+                    t,
+                    conditional,
+                    source,
+                    evidence,
+                    hash,
+                    salt,
+                ));
                 t += rng.below(3 * DAY as u64) as i64;
             }
             user.execute(params![
@@ -240,7 +259,7 @@ fn fixture(users: u64) -> PathBuf {
                 &prev.0[..]
             ])
             .unwrap();
-            for (seq, action, scope, t, conditional, source, evidence, hash) in events {
+            for (seq, action, scope, t, conditional, source, evidence, hash, salt) in events {
                 consent
                     .execute(params![
                         business,
@@ -252,7 +271,8 @@ fn fixture(users: u64) -> PathBuf {
                         conditional,
                         source,
                         evidence,
-                        &hash.0[..]
+                        &hash.0[..],
+                        &salt[..]
                     ])
                     .unwrap();
             }
@@ -391,7 +411,7 @@ impl RawCheck {
                 .prepare_cached(
                     "SELECT u.id, u.key, u.consent_count, u.consent_head,
                             c.seq, c.action, c.scope, c.at, c.received_at, c.effective, c.conditional,
-                            c.source, c.evidence, c.hash
+                            c.source, c.evidence, c.hash, c.salt, c.personal
                      FROM users u LEFT JOIN consent_events c
                        ON c.business_id = u.business_id AND c.user_id = u.id
                      WHERE u.business_id = ?1 AND u.id = ?2 ORDER BY u.id, c.seq",
@@ -410,6 +430,8 @@ impl RawCheck {
                 let _source = r.get_ref(11).unwrap().as_str().unwrap();
                 let _evidence = r.get_ref(12).unwrap().as_str_or_null().unwrap();
                 let _hash = r.get_ref(13).unwrap().as_blob().unwrap();
+                let _salt = r.get_ref(14).unwrap().as_blob_or_null().unwrap();
+                let _sealed = r.get_ref(15).unwrap().as_blob_or_null().unwrap();
                 any_opt_out |= action == "opt_out" && scope == "all";
                 fetched += 1;
             }

@@ -3,12 +3,25 @@
 //! Every consent event carries `hash = SHA-256(prev || enc(fields))`, where
 //! `prev` is the hash of the previous event of the same (business, user
 //! address), or 32 zero bytes for the first, and `enc` concatenates, for
-//! each field in order, its length as 4 bytes big-endian and its UTF-8
-//! bytes: `"wagate.consent.v1"`, business name, user address, seq (decimal,
-//! from 1), action, scope, at and received_at (unix milliseconds, decimal),
-//! conditional (`0`/`1`), source, and evidence (`0` when absent, else `1`
-//! followed by the text). `docs/rules.md` has the same recipe and a Python
-//! verifier.
+//! each field in order, its length as 4 bytes big-endian and its bytes:
+//! `"wagate.consent.v2"`, business name, seq (decimal, from 1), action,
+//! scope, at and received_at (unix milliseconds, decimal), conditional
+//! (`0`/`1`), source, and `personal`, the 32-byte digest of the event's
+//! personal fields:
+//!
+//! `personal = SHA-256(enc("wagate.personal.v1", salt, user, evidence))`
+//!
+//! with a random 16-byte `salt` per event, the user address, and the
+//! evidence (`0` when absent, else `1` followed by the text).
+//! `docs/rules.md` has the same recipe and a Python verifier.
+//!
+//! The split is what lets erasure ([`crate::Business::forget`]) and the
+//! chain live together: forgetting a person keeps each event's `personal`
+//! digest and drops its salt, address and evidence. The chain still
+//! verifies link by link, and without the salt the digest cannot be
+//! matched against guessed phone numbers. (Version 1 hashed the address
+//! itself; migration 4 re-hashes version 1 chains once, after checking
+//! them.)
 //!
 //! The hash is plain, not keyed: anyone can re-verify an export without a
 //! secret. It catches corruption and edits by anyone who does not also
@@ -33,33 +46,44 @@ impl Hash {
 
     /// Lower-case hexadecimal, 64 characters.
     pub fn to_hex(&self) -> String {
-        let digit = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('0');
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(digit(b >> 4));
-            s.push(digit(b & 15));
-        }
-        s
+        hex(&self.0)
     }
 
     /// Parses 64 hexadecimal digits.
     pub fn from_hex(s: &str) -> Option<Hash> {
-        let b = s.as_bytes();
-        if b.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
-            let [hi, lo] = pair else { return None };
-            *o = (nibble(*hi)? << 4) | nibble(*lo)?;
-        }
-        Some(Hash(out))
+        Hash::from_slice(&from_hex(s)?)
     }
 
     /// The digest from stored bytes; `None` unless exactly 32 bytes.
     pub fn from_slice(b: &[u8]) -> Option<Hash> {
         <[u8; 32]>::try_from(b).ok().map(Hash)
     }
+}
+
+/// Bytes as lower-case hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    let digit = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('0');
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(digit(b >> 4));
+        s.push(digit(b & 15));
+    }
+    s
+}
+
+/// Parses hexadecimal digits (either case) into bytes; `None` for an odd
+/// length or a character that is not a digit.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    if !b.len().is_multiple_of(2) {
+        return None;
+    }
+    b.chunks_exact(2)
+        .map(|pair| match *pair {
+            [hi, lo] => Some((nibble(hi)? << 4) | nibble(lo)?),
+            _ => None,
+        })
+        .collect()
 }
 
 fn nibble(c: u8) -> Option<u8> {
@@ -88,8 +112,6 @@ impl fmt::Display for Hash {
 pub struct Link<'a> {
     /// The business's name.
     pub business: &'a str,
-    /// The user address the event was recorded under.
-    pub user: &'a str,
     /// Position in the address's trail, from 1.
     pub seq: i64,
     /// Opt in or out.
@@ -104,12 +126,60 @@ pub struct Link<'a> {
     pub conditional: bool,
     /// Where it came from.
     pub source: &'a str,
-    /// Proof, if any.
-    pub evidence: Option<&'a str>,
+    /// The personal fields, or what erasure kept of them.
+    pub personal: Personal<'a>,
 }
 
-/// Domain tag of version 1 of the encoding.
-const TAG: &str = "wagate.consent.v1";
+/// The length of each event's salt, in bytes.
+pub const SALT_LEN: usize = 16;
+
+/// The personal fields of a consent event: in clear with the event's salt,
+/// or, once the person was forgotten, only their digest.
+#[derive(Clone, Copy, Debug)]
+pub enum Personal<'a> {
+    /// The fields as recorded.
+    Open {
+        /// The event's random salt ([`SALT_LEN`] bytes).
+        salt: &'a [u8],
+        /// The user address the event was recorded under.
+        user: &'a str,
+        /// Proof, if any.
+        evidence: Option<&'a str>,
+    },
+    /// What erasure keeps: the digest of the fields above.
+    Sealed(Hash),
+}
+
+impl Personal<'_> {
+    /// `SHA-256(enc("wagate.personal.v1", salt, user, evidence))`, or the
+    /// kept digest.
+    pub fn digest(&self) -> Hash {
+        match *self {
+            Personal::Sealed(h) => h,
+            Personal::Open {
+                salt,
+                user,
+                evidence,
+            } => {
+                let mut h = Digest::new();
+                h.field(PERSONAL_TAG.as_bytes());
+                h.field(salt);
+                h.field(user.as_bytes());
+                match evidence {
+                    None => h.field(b"0"),
+                    Some(e) => h.parts(&[b"1", e.as_bytes()]),
+                }
+                h.finish()
+            }
+        }
+    }
+}
+
+/// Domain tag of version 2 of the encoding.
+const TAG: &str = "wagate.consent.v2";
+
+/// Domain tag of the personal digest.
+const PERSONAL_TAG: &str = "wagate.personal.v1";
 
 /// SHA-256 over length-prefixed fields (4 bytes big-endian, then the
 /// bytes): the encoding of the chain, also used for digests of heads. The
@@ -144,6 +214,11 @@ impl Digest {
         }
     }
 
+    /// The encoded message, unhashed (for a keyed hash of it).
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
     /// The digest.
     pub fn finish(self) -> Hash {
         Hash(Sha256::digest(&self.0).into())
@@ -153,9 +228,46 @@ impl Digest {
 impl Link<'_> {
     /// `SHA-256(prev || enc(self))`.
     pub fn hash(&self, prev: &Hash) -> Hash {
+        let personal = self.personal.digest();
         let mut h = Digest::new();
         h.raw(&prev.0);
         h.field(TAG.as_bytes());
+        h.field(self.business.as_bytes());
+        let mut buf = [0u8; 20];
+        h.field(decimal(self.seq, &mut buf));
+        h.field(self.action.as_str().as_bytes());
+        h.field(self.scope.as_str().as_bytes());
+        h.field(decimal(self.at.as_millis(), &mut buf));
+        h.field(decimal(self.received_at.as_millis(), &mut buf));
+        h.field(if self.conditional { b"1" } else { b"0" });
+        h.field(self.source.as_bytes());
+        h.field(&personal.0);
+        h.finish()
+    }
+}
+
+/// Version 1 of the encoding (the address and evidence hashed in clear),
+/// which migration 4 checks before re-hashing a chain as version 2.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LinkV1<'a> {
+    pub business: &'a str,
+    pub user: &'a str,
+    pub seq: i64,
+    pub action: Action,
+    pub scope: Scope,
+    pub at: Timestamp,
+    pub received_at: Timestamp,
+    pub conditional: bool,
+    pub source: &'a str,
+    pub evidence: Option<&'a str>,
+}
+
+impl LinkV1<'_> {
+    /// `SHA-256(prev || enc_v1(self))`.
+    pub(crate) fn hash(&self, prev: &Hash) -> Hash {
+        let mut h = Digest::new();
+        h.raw(&prev.0);
+        h.field(b"wagate.consent.v1");
         h.field(self.business.as_bytes());
         h.field(self.user.as_bytes());
         let mut buf = [0u8; 20];
@@ -210,10 +322,11 @@ mod tests {
 
     use super::*;
 
+    const SALT: [u8; SALT_LEN] = [7; SALT_LEN];
+
     fn link(evidence: Option<&str>) -> Link<'_> {
         Link {
             business: "acme",
-            user: "whatsapp:+15550001111",
             seq: 1,
             action: Action::OptIn,
             scope: Scope::All,
@@ -221,7 +334,11 @@ mod tests {
             received_at: Timestamp::from_millis(2),
             conditional: false,
             source: "web_form",
-            evidence,
+            personal: Personal::Open {
+                salt: &SALT,
+                user: "whatsapp:+15550001111",
+                evidence,
+            },
         }
     }
 
@@ -235,6 +352,15 @@ mod tests {
         assert_eq!(Hash::from_slice(&[0; 31]), None);
     }
 
+    fn personal(salt: &[u8], user: &str, evidence: Option<&str>) -> Hash {
+        Personal::Open {
+            salt,
+            user,
+            evidence,
+        }
+        .digest()
+    }
+
     #[test]
     fn every_field_and_the_prev_count() {
         let base = link(None).hash(&Hash::ZERO);
@@ -242,83 +368,93 @@ mod tests {
         assert_ne!(base, link(None).hash(&base));
         assert_ne!(base, other(link(Some(""))));
         assert_ne!(other(link(Some(""))), other(link(Some("0"))));
-        assert_ne!(
-            base,
-            other(Link {
+        let changed = [
+            Link {
                 business: "acm",
                 ..link(None)
-            })
-        );
-        assert_ne!(
-            base,
-            other(Link {
+            },
+            Link {
                 seq: 2,
                 ..link(None)
-            })
-        );
-        assert_ne!(
-            base,
-            other(Link {
+            },
+            Link {
                 action: Action::OptOut,
                 ..link(None)
-            })
-        );
-        assert_ne!(
-            base,
-            other(Link {
+            },
+            Link {
                 scope: Scope::Marketing,
                 ..link(None)
-            })
-        );
-        assert_ne!(
-            base,
-            other(Link {
+            },
+            Link {
                 at: Timestamp::from_millis(2),
                 ..link(None)
-            })
-        );
-        assert_ne!(
-            base,
-            other(Link {
+            },
+            Link {
                 received_at: Timestamp::from_millis(1),
                 ..link(None)
-            })
-        );
-        assert_ne!(
-            base,
-            other(Link {
+            },
+            Link {
                 conditional: true,
                 ..link(None)
-            })
-        );
-        assert_ne!(
-            base,
-            other(Link {
+            },
+            Link {
                 source: "web_forms",
                 ..link(None)
-            })
-        );
-        // Lengths keep fields apart: moving a byte between two fields changes the hash.
+            },
+        ];
+        for l in changed {
+            assert_ne!(base, other(l), "{l:?}");
+        }
+        // The personal digest covers the salt, the user and the evidence,
+        // and length prefixes keep them apart.
+        let p = personal(&SALT, "whatsapp:+15550001111", None);
+        assert_ne!(p, personal(&[8; SALT_LEN], "whatsapp:+15550001111", None));
+        assert_ne!(p, personal(&SALT, "whatsapp:+15550001112", None));
+        assert_ne!(p, personal(&SALT, "whatsapp:+15550001111", Some("")));
         assert_ne!(
-            other(Link {
-                business: "ab",
-                user: "c",
-                ..link(None)
-            }),
-            other(Link {
-                business: "a",
-                user: "bc",
-                ..link(None)
-            })
+            personal(&SALT, "ab", Some("c")),
+            personal(&SALT, "a", Some("bc"))
         );
     }
 
     #[test]
-    fn known_answer() {
-        // Computed independently with Python's hashlib (docs/rules.md recipe).
+    fn a_sealed_event_hashes_as_it_did_open() {
+        let open = link(Some("form v3"));
+        let sealed = Link {
+            personal: Personal::Sealed(open.personal.digest()),
+            ..open
+        };
+        assert_eq!(open.hash(&Hash::ZERO), sealed.hash(&Hash::ZERO));
+        let wrong = Link {
+            personal: Personal::Sealed(Hash::ZERO),
+            ..open
+        };
+        assert_ne!(open.hash(&Hash::ZERO), wrong.hash(&Hash::ZERO));
+    }
+
+    #[test]
+    fn known_answers() {
+        // Both computed independently with Python's hashlib (the
+        // docs/rules.md recipe; version 1 as it was documented).
         let h = link(Some("form v3")).hash(&Hash::ZERO);
         assert_eq!(
             h.to_hex(),
+            "251433eddfed3747f8c737e59d38d99f66e82fbfd0b16ec92e3c99471503fd42"
+        );
+        let v1 = LinkV1 {
+            business: "acme",
+            user: "whatsapp:+15550001111",
+            seq: 1,
+            action: Action::OptIn,
+            scope: Scope::All,
+            at: Timestamp::from_millis(1),
+            received_at: Timestamp::from_millis(2),
+            conditional: false,
+            source: "web_form",
+            evidence: Some("form v3"),
+        };
+        assert_eq!(
+            v1.hash(&Hash::ZERO).to_hex(),
             "c141929f79294495b33cd4f6be210a9812bc72e956658ec7be3f2abf9531b7ec"
         );
     }

@@ -144,6 +144,10 @@ pub enum Error {
     /// A retention setting that could change decisions.
     #[error("{0}")]
     Retention(String),
+    /// The operating system gave no random bytes (for a salt or the
+    /// database's secret): nothing was written.
+    #[error("no randomness from the operating system: {0}")]
+    Random(String),
     /// SQLite failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),
@@ -173,7 +177,8 @@ impl Error {
             | Error::SchemaTooNew { .. }
             | Error::SchemaMismatch { .. }
             | Error::Foreign(_)
-            | Error::WriteLock { .. } => true,
+            | Error::WriteLock { .. }
+            | Error::Random(_) => true,
             _ => false,
         }
     }

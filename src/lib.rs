@@ -125,7 +125,8 @@ pub use policy::{
     Reason, Scope, SendRequest, TemplateBody, TemplateStatus, Variables, Verdict,
 };
 pub use store::{
-    ChainHead, ConsentRow, LinkRow, Purged, SendRecord, SendState, Stats, TemplateRow, VerifyReport,
+    ChainHead, ConsentRow, Forgotten, LinkRow, Purged, SendRecord, SendState, Stats, TemplateRow,
+    VerifyReport,
 };
 pub use time::{Clock, ManualClock, SystemClock, TimeError, Timestamp};
 

@@ -81,8 +81,13 @@ impl Business {
                 return Ok(Vec::new());
             };
             let rows = db.person_trail(self.r(), address.person)?;
+            // A forgotten person's opt-ins take no part (their proof is
+            // gone); decisions read the trail the same way.
+            let erased =
+                |r: &crate::store::ConsentRow| r.action == Action::OptIn && r.sealed.is_some();
             let facts: Vec<ConsentFact> = rows
                 .iter()
+                .filter(|(_, r)| !erased(r))
                 .map(|(_, r)| ConsentFact {
                     action: r.action,
                     scope: r.scope,
@@ -91,6 +96,11 @@ impl Business {
                 })
                 .collect();
             let (_, counted) = fold_applied(&facts);
+            let mut counted = counted.into_iter();
+            let counted: Vec<bool> = rows
+                .iter()
+                .map(|(_, r)| !erased(r) && counted.next().unwrap_or(false))
+                .collect();
             Ok(rows
                 .into_iter()
                 .zip(counted)

@@ -13,6 +13,7 @@
 
 mod audit;
 mod commit;
+mod erasure;
 mod ingest;
 mod readers;
 mod retention;

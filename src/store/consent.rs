@@ -5,7 +5,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{AddressRow, BusinessRef, Db, corrupt};
-use crate::chain::{Hash, Link};
+use crate::chain::{Hash, Link, LinkV1, Personal, SALT_LEN};
 use crate::error::{Error, Result};
 use crate::policy::{Action, ConsentFact, Scope};
 use crate::time::{Timestamp, effective};
@@ -48,8 +48,14 @@ pub struct ConsentRow {
     pub conditional: bool,
     /// Where it came from.
     pub source: String,
-    /// Proof.
+    /// Proof; `None` once the person was forgotten.
     pub evidence: Option<String>,
+    /// The event's salt (part of its personal digest, see
+    /// [`crate::chain`]); `None` once the person was forgotten.
+    pub salt: Option<[u8; SALT_LEN]>,
+    /// The personal digest kept by erasure, for a forgotten person's
+    /// events (`None` while the fields are in clear).
+    pub sealed: Option<Hash>,
     /// The hash of the previous event of the address (zeros for the first).
     pub prev: Hash,
     /// This event's hash.
@@ -120,9 +126,23 @@ impl Chain {
         if eff != effective(at, received_at).as_millis() {
             return Err(self.broken(seq, "its effective time is not min(at, received_at)"));
         }
+        let personal = match r.get_ref(15)?.as_blob_or_null()? {
+            Some(sealed) => Personal::Sealed(
+                Hash::from_slice(sealed)
+                    .ok_or_else(|| self.broken(seq, "its sealed digest is not 32 bytes"))?,
+            ),
+            None => Personal::Open {
+                salt: r
+                    .get_ref(14)?
+                    .as_blob_or_null()?
+                    .filter(|s| s.len() == SALT_LEN)
+                    .ok_or_else(|| self.broken(seq, "its salt is missing"))?,
+                user: &self.key,
+                evidence: r.get_ref(12)?.as_str_or_null()?,
+            },
+        };
         let link = Link {
             business,
-            user: &self.key,
             seq,
             action: parse_action(r.get_ref(5)?.as_str()?)?,
             scope: parse_scope(r.get_ref(6)?.as_str()?)?,
@@ -130,7 +150,7 @@ impl Chain {
             received_at,
             conditional: r.get(10)?,
             source: r.get_ref(11)?.as_str()?,
-            evidence: r.get_ref(12)?.as_str_or_null()?,
+            personal,
         };
         let stored = r
             .get_ref(13)?
@@ -178,7 +198,7 @@ pub(super) enum Who {
 
 const TRAIL: &str = "SELECT u.id, u.key, u.consent_count, u.consent_head,
         c.seq, c.action, c.scope, c.at, c.received_at, c.effective, c.conditional, c.source,
-        c.evidence, c.hash
+        c.evidence, c.hash, c.salt, c.personal
  FROM users u LEFT JOIN consent_events c ON c.business_id = u.business_id AND c.user_id = u.id";
 
 impl Db<'_> {
@@ -213,9 +233,9 @@ impl Db<'_> {
             }
         };
         let seq = count + 1;
+        let salt = new_salt()?;
         let hash = Link {
             business: business.name,
-            user: &user.key,
             seq,
             action: c.action,
             scope: c.scope,
@@ -223,14 +243,18 @@ impl Db<'_> {
             received_at: c.received_at,
             conditional: c.conditional,
             source: c.source,
-            evidence: c.evidence,
+            personal: Personal::Open {
+                salt: &salt,
+                user: &user.key,
+                evidence: c.evidence,
+            },
         }
         .hash(&prev);
         self.0
             .prepare_cached(
                 "INSERT INTO consent_events (business_id, user_id, seq, action, scope, at, received_at,
-                     effective, conditional, source, evidence, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     effective, conditional, source, evidence, hash, salt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 business.id,
@@ -245,6 +269,7 @@ impl Db<'_> {
                 c.source,
                 c.evidence,
                 &hash.0[..],
+                &salt[..],
             ])?;
         self.0
             .prepare_cached("UPDATE users SET consent_count = ?2, consent_head = ?3 WHERE id = ?1")?
@@ -372,8 +397,14 @@ impl Db<'_> {
             if as_of.is_some_and(|t| received > t) {
                 return Ok(());
             }
+            let action = parse_action(r.get_ref(5)?.as_str()?)?;
+            // A forgotten person's opt-ins went with their proof (erasure
+            // sealed them); their opt-outs stay (Business::forget).
+            if action == Action::OptIn && r.get_ref(15)?.as_blob_or_null()?.is_some() {
+                return Ok(());
+            }
             out.push(ConsentFact {
-                action: parse_action(r.get_ref(5)?.as_str()?)?,
+                action,
                 scope: parse_scope(r.get_ref(6)?.as_str()?)?,
                 effective: Timestamp::from_millis(r.get(9)?),
                 conditional: r.get(10)?,
@@ -549,7 +580,8 @@ impl Addresses {
     }
 }
 
-/// Hashes the version 1 rows of every address once (migration 2).
+/// Hashes the version 1 rows of every address once (migration 2), in the
+/// version 1 encoding (migration 4 re-hashes them as version 2).
 pub(super) fn backfill_chains(db: Db<'_>) -> Result<()> {
     for (business, name) in db.businesses()? {
         let mut stmt = db.0.prepare(
@@ -588,7 +620,7 @@ pub(super) fn backfill_chains(db: Db<'_>) -> Result<()> {
                     ),
                 ));
             }
-            let hash = Link {
+            let hash = LinkV1 {
                 business: &name,
                 user: r.get_ref(1)?.as_str()?,
                 seq,
@@ -614,6 +646,145 @@ pub(super) fn backfill_chains(db: Db<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A fresh random salt for a consent event.
+pub(super) fn new_salt() -> Result<[u8; SALT_LEN]> {
+    let mut salt = [0u8; SALT_LEN];
+    getrandom::fill(&mut salt).map_err(|e| Error::Random(e.to_string()))?;
+    Ok(salt)
+}
+
+/// Re-hashes every chain as version 2 (migration 4): each event gets a
+/// salt and its version 2 hash, each address its new head. A chain that
+/// does not verify as version 1 is left as it is: it stays broken (its
+/// rows have no salt), so nothing a tamperer changed is blessed by the
+/// upgrade, and only that address's decisions fail, as before.
+pub(super) fn rechain_v2(db: Db<'_>) -> Result<()> {
+    for (business, name) in db.businesses()? {
+        let users: Vec<(i64, String)> =
+            db.0.prepare("SELECT id, key FROM users WHERE business_id = ?1 ORDER BY id")?
+                .query_map([business], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+        let mut read = db.0.prepare(
+            "SELECT seq, action, scope, at, received_at, conditional, source, evidence, hash
+             FROM consent_events WHERE business_id = ?1 AND user_id = ?2 ORDER BY seq",
+        )?;
+        for (user, key) in users {
+            struct Old {
+                seq: i64,
+                action: Action,
+                scope: Scope,
+                at: Timestamp,
+                received_at: Timestamp,
+                conditional: bool,
+                source: String,
+                evidence: Option<String>,
+                hash: Option<Vec<u8>>,
+            }
+            let events = read
+                .query_map(params![business, user], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, bool>(5)?,
+                        r.get::<_, String>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                        r.get::<_, Option<Vec<u8>>>(8)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut old = Vec::with_capacity(events.len());
+            for (seq, action, scope, at, received_at, conditional, source, evidence, hash) in events
+            {
+                old.push(Old {
+                    seq,
+                    action: parse_action(&action)?,
+                    scope: parse_scope(&scope)?,
+                    at: Timestamp::from_millis(at),
+                    received_at: Timestamp::from_millis(received_at),
+                    conditional,
+                    source,
+                    evidence,
+                    hash,
+                });
+            }
+            // Check as version 1 first.
+            let mut prev = Hash::ZERO;
+            let mut intact = true;
+            for (i, e) in old.iter().enumerate() {
+                let expected = LinkV1 {
+                    business: &name,
+                    user: &key,
+                    seq: e.seq,
+                    action: e.action,
+                    scope: e.scope,
+                    at: e.at,
+                    received_at: e.received_at,
+                    conditional: e.conditional,
+                    source: &e.source,
+                    evidence: e.evidence.as_deref(),
+                }
+                .hash(&prev);
+                let n = i64::try_from(i).unwrap_or(i64::MAX) + 1;
+                if e.seq != n || e.hash.as_deref().and_then(Hash::from_slice) != Some(expected) {
+                    intact = false;
+                    break;
+                }
+                prev = expected;
+            }
+            let head: (i64, Option<Vec<u8>>) =
+                db.0.prepare_cached("SELECT consent_count, consent_head FROM users WHERE id = ?1")?
+                    .query_row([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let count = i64::try_from(old.len()).unwrap_or(i64::MAX);
+            if !intact
+                || head.0 != count
+                || head.1.as_deref().and_then(Hash::from_slice) != (count > 0).then_some(prev)
+            {
+                continue;
+            }
+            let mut prev = Hash::ZERO;
+            for e in &old {
+                let salt = new_salt()?;
+                let hash = Link {
+                    business: &name,
+                    seq: e.seq,
+                    action: e.action,
+                    scope: e.scope,
+                    at: e.at,
+                    received_at: e.received_at,
+                    conditional: e.conditional,
+                    source: &e.source,
+                    personal: Personal::Open {
+                        salt: &salt,
+                        user: &key,
+                        evidence: e.evidence.as_deref(),
+                    },
+                }
+                .hash(&prev);
+                db.0.prepare_cached(
+                    "UPDATE consent_events SET hash = ?4, salt = ?5
+                     WHERE business_id = ?1 AND user_id = ?2 AND seq = ?3",
+                )?
+                .execute(params![
+                    business,
+                    user,
+                    e.seq,
+                    &hash.0[..],
+                    &salt[..]
+                ])?;
+                prev = hash;
+            }
+            if count > 0 {
+                db.0.prepare_cached("UPDATE users SET consent_head = ?2 WHERE id = ?1")?
+                    .execute(params![user, &prev.0[..]])?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A consent row from the trail's columns.
 fn consent_row(r: &rusqlite::Row<'_>, hash: Hash, prev: Hash) -> Result<ConsentRow> {
     Ok(ConsentRow {
@@ -626,6 +797,11 @@ fn consent_row(r: &rusqlite::Row<'_>, hash: Hash, prev: Hash) -> Result<ConsentR
         conditional: r.get(10)?,
         source: r.get(11)?,
         evidence: r.get(12)?,
+        salt: r
+            .get_ref(14)?
+            .as_blob_or_null()?
+            .and_then(|s| <[u8; SALT_LEN]>::try_from(s).ok()),
+        sealed: r.get_ref(15)?.as_blob_or_null()?.and_then(Hash::from_slice),
         prev,
         hash,
     })

@@ -7,7 +7,8 @@
 //!   a `person_id`, and every read for a decision gathers the person.
 //! - The consent trail is hash-chained per address ([`crate::chain`]) and
 //!   verified whenever it is read for a decision.
-//! - WAL, `synchronous=FULL`, `foreign_keys=ON`, an explicit busy timeout.
+//! - WAL, `synchronous=FULL`, `foreign_keys=ON`, `secure_delete=ON`, an
+//!   explicit busy timeout.
 //! - Write transactions are `BEGIN IMMEDIATE`; batches put each item in a
 //!   savepoint, so a bad item rolls back alone.
 //! - A value the code does not know in a row is [`Error::Corrupt`], never a
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::time::Timestamp;
 
 mod consent;
+mod erasure;
 mod inbound;
 mod people;
 mod retention;
@@ -30,6 +32,7 @@ mod stats;
 mod templates;
 
 pub use consent::{Addresses, ChainHead, ConsentRow, NewConsent, VerifyReport};
+pub use erasure::{Forgotten, TOMBSTONE};
 pub use inbound::{InboundInsert, NewInbound};
 pub use people::{AddressRow, LinkRow};
 pub use retention::Purged;
@@ -66,6 +69,15 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: include_str!("../../migrations/sqlite/0003_pricing.sql"),
+        after: None,
+    },
+    Migration {
+        sql: include_str!("../../migrations/sqlite/0004_erasure.sql"),
+        // The secret (OS random), then every chain re-hashed as version 2.
+        after: Some(erasure::init_secret),
+    },
+    Migration {
+        sql: include_str!("../../migrations/sqlite/0005_erasure_guards.sql"),
         after: None,
     },
 ];
@@ -300,6 +312,28 @@ impl Store {
         Ok(out)
     }
 
+    /// Runs `f` as [`Store::write`] does, then checkpoints the write-ahead
+    /// log into the file and truncates it, so that pages the write freed
+    /// (zeroed: every connection runs with `secure_delete`) replace their
+    /// old images on disk. Returns `f`'s value and whether the checkpoint
+    /// was complete (a reader of an older snapshot can hold frames back).
+    ///
+    /// # Errors
+    /// As [`Store::write`]; a failing checkpoint is an error too (the
+    /// commit stands).
+    pub fn write_scrubbed<T>(
+        &mut self,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
+    ) -> Result<(T, bool)> {
+        let out = self.write(f)?;
+        let (busy, log, done): (i64, i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+        Ok((out, busy == 0 && log == done))
+    }
+
     /// Runs `f` in one read transaction (a consistent snapshot).
     ///
     /// # Errors
@@ -320,6 +354,11 @@ impl Store {
 /// transaction that re-reads the version, so two processes opening a
 /// new file at once do not both apply the same migration.
 fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, SCHEMA_VERSION)
+}
+
+/// Applies pending migrations up to version `target`.
+fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let app: i64 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
@@ -344,7 +383,11 @@ fn migrate(conn: &mut Connection) -> Result<()> {
                 ));
             }
         }
-        let Some(m) = usize::try_from(found).ok().and_then(|i| MIGRATIONS.get(i)) else {
+        let Some(m) = usize::try_from(found)
+            .ok()
+            .filter(|_| found < target)
+            .and_then(|i| MIGRATIONS.get(i))
+        else {
             return Ok(());
         };
         // A failing migration names the versions, not its SQL.
@@ -379,6 +422,11 @@ fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Freed cells and pages are overwritten with zeros, so text that a
+    // write replaces (an erasure, a purge, a row that moved) leaves no
+    // copy in the file's unused space. Pages are written whole anyway:
+    // the cost is a memset.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "cache_size", CACHE_SIZE)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // The query planner stability guarantee: a plan never depends on the
@@ -473,5 +521,79 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
 impl From<rusqlite::types::FromSqlError> for Error {
     fn from(e: rusqlite::types::FromSqlError) -> Self {
         Error::from(rusqlite::Error::from(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 4 re-hashes every intact version 1 chain as version 2,
+    /// and leaves a chain altered before the upgrade broken: the upgrade
+    /// blesses nothing.
+    #[test]
+    fn the_upgrade_rehashes_intact_chains_only() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        migrate_to(&mut conn, 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO businesses (id, name) VALUES (1, 'acme');
+             INSERT INTO users (id, business_id, key) VALUES
+               (1, 1, 'whatsapp:+15550000001'), (2, 1, 'whatsapp:+15550000002');
+             INSERT INTO consent_events VALUES
+               (1, 1, 1, 'opt_in', 'all', 0, 0, 0, 0, 'web_form', 'form v3'),
+               (1, 1, 2, 'opt_out', 'all', 5, 5, 5, 0, 'keyword', NULL),
+               (1, 2, 1, 'opt_in', 'all', 0, 0, 0, 0, 'import', NULL);",
+        )
+        .unwrap();
+        migrate_to(&mut conn, 3).unwrap();
+        let v1_head = |id: i64| -> Vec<u8> {
+            conn.query_row("SELECT consent_head FROM users WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        let (head1, head2) = (v1_head(1), v1_head(2));
+        // Someone turns user 1's STOP into an opt-in behind the chain's back.
+        conn.execute_batch(
+            "DROP TRIGGER consent_events_no_update;
+             UPDATE consent_events SET action = 'opt_in' WHERE user_id = 1 AND seq = 2;
+             CREATE TRIGGER consent_events_no_update BEFORE UPDATE ON consent_events
+             WHEN OLD.hash IS NOT NULL
+             BEGIN SELECT RAISE(ABORT, 'consent_events is append-only'); END;",
+        )
+        .unwrap();
+        let mut store = Store::init(conn, None).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let acme = BusinessRef {
+            id: 1,
+            name: "acme",
+        };
+        let report = store.read(|db| db.verify_chains(acme)).unwrap();
+        let broken = report.broken.unwrap_or_default();
+        assert!(broken.contains("whatsapp:+15550000001"), "{broken}");
+        // User 2's chain is version 2 now: a new head, salted, verified.
+        let one = |id| crate::store::Addresses::One(id);
+        let facts = store
+            .read(|db| db.person_consent(acme, &one(2), None))
+            .unwrap();
+        assert_eq!(facts.len(), 1);
+        assert!(
+            store
+                .read(|db| db.person_consent(acme, &one(1), None))
+                .is_err()
+        );
+        let heads: Vec<(i64, Vec<u8>)> = store
+            .read(|db| {
+                let mut stmt =
+                    db.0.prepare("SELECT id, consent_head FROM users ORDER BY id")?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .unwrap();
+        assert_eq!(heads[0].1, head1, "the altered chain is left as it was");
+        assert_ne!(heads[1].1, head2, "the intact chain is re-hashed");
     }
 }

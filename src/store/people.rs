@@ -74,11 +74,23 @@ impl Db<'_> {
         Ok(rows)
     }
 
-    /// An address of a business, if it was ever recorded.
+    /// An address of a business, if it was ever recorded. A forgotten
+    /// address is found through its tombstone (the row's `key` is then the
+    /// tombstone, `erased:...`).
     ///
     /// # Errors
     /// A store error.
     pub fn address(self, business: i64, key: &str) -> Result<Option<AddressRow>> {
+        if let Some(row) = self.address_row(business, key)? {
+            return Ok(Some(row));
+        }
+        match self.tombstone_if_any(business, key)? {
+            Some(tomb) => self.address_row(business, &tomb),
+            None => Ok(None),
+        }
+    }
+
+    fn address_row(self, business: i64, key: &str) -> Result<Option<AddressRow>> {
         Ok(self
             .0
             .prepare_cached(
@@ -134,7 +146,10 @@ impl Db<'_> {
         received_at: Timestamp,
         source: &str,
     ) -> Result<bool> {
-        if !phone.key.starts_with("whatsapp:") || !bsuid.key.starts_with("bsuid:") {
+        let is = |row: &AddressRow, prefix: &str| {
+            row.key.starts_with(prefix) || row.key.starts_with(super::erasure::TOMBSTONE)
+        };
+        if !is(phone, "whatsapp:") || !is(bsuid, "bsuid:") {
             return Err(Error::InvalidEvent(format!(
                 "a link joins a phone and a business-scoped user id, not {} and {}",
                 phone.key, bsuid.key
@@ -183,7 +198,7 @@ impl Db<'_> {
             .0
             .prepare_cached(
                 "SELECT u.key FROM links l JOIN users u ON u.id = l.phone_id
-                 WHERE l.business_id = ?1 AND l.bsuid_id = ?2
+                 WHERE l.business_id = ?1 AND l.bsuid_id = ?2 AND u.key LIKE 'whatsapp:%'
                  ORDER BY l.at DESC, l.received_at DESC, u.id DESC LIMIT 1",
             )?
             .query_row(params![business, bsuid], |r| r.get(0))

@@ -15,6 +15,7 @@ mod cli;
 mod common;
 mod crash;
 mod docs;
+mod erasure;
 #[cfg(feature = "tokio")]
 mod examples;
 #[cfg(any(feature = "twilio", feature = "meta"))]

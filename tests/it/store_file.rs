@@ -242,8 +242,8 @@ fn corrupt_rows_fail_closed() {
     conn.pragma_update(None, "ignore_check_constraints", true)
         .unwrap();
     conn.execute(
-        "INSERT INTO consent_events (business_id, user_id, seq, action, scope, at, received_at, effective, conditional, source, hash)
-         SELECT business_id, user_id, 2, 'maybe', 'all', 0, 0, 0, 0, 'x', zeroblob(32) FROM consent_events LIMIT 1",
+        "INSERT INTO consent_events (business_id, user_id, seq, action, scope, at, received_at, effective, conditional, source, hash, salt)
+         SELECT business_id, user_id, 2, 'maybe', 'all', 0, 0, 0, 0, 'x', zeroblob(32), zeroblob(16) FROM consent_events LIMIT 1",
         [],
     )
     .unwrap();

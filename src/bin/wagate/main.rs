@@ -10,6 +10,7 @@
 mod check;
 mod demo;
 mod export;
+mod forget;
 mod history;
 mod import;
 mod ingest;
@@ -128,6 +129,14 @@ enum Command {
         Windows, the consent trail, links and templates are kept whole. An age under 7 days is refused."
     )]
     Purge(purge::Args),
+    /// Erase a person (every linked address) on request; an opt-out they gave still stops messages to them.
+    #[command(
+        after_help = "Example:\n  wagate --db shop.db forget --user whatsapp:+15550001111\n\n\
+        Goes: their addresses, consent evidence, message ids, windows, and the recipient of their sends.\n\
+        Stays: a keyed-hash tombstone per address with its consent events, so the chain still verifies\n\
+        and a number that comes back is still opted out. Their opt-ins no longer count."
+    )]
+    Forget(forget::Args),
     /// Counts: people, addresses, opted in, opted out, windows open now.
     #[command(after_help = "Example:\n  wagate --db shop.db stats")]
     Stats {
@@ -263,6 +272,7 @@ fn run(cli: Cli) -> Result<u8, Fail> {
         Command::Templates(cmd) => templates::run(&db, business, cmd),
         Command::Stats { json } => stats::run(&db, business, json),
         Command::Purge(args) => purge::run(&db, business, &args),
+        Command::Forget(args) => forget::run(&db, business, &args),
         Command::Webhook(cmd) => webhook::run(&cmd),
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 use wagate::Event;
-use wagate::chain::{Digest, Hash, Link};
+use wagate::chain::{Digest, Hash, Link, Personal, SALT_LEN, from_hex};
 use wagate::scenario::{Line, parse_live_line};
 
 use crate::{EXIT_BAD_INPUT, Fail, json};
@@ -147,7 +147,16 @@ fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
     for (i, line) in crate::lines::text_lines(std::io::BufReader::new(f)).enumerate() {
         let n = i + 1;
         let text = line.map_err(|e| bad(n, e))?;
-        let parsed = parse_live_line(&text).map_err(|e| bad(n, e.0))?;
+        // A forgotten person's events name a tombstone, not an address:
+        // parse the rest of the line with a stand-in (its hash reads the
+        // kept personal digest, never the user).
+        let replaced = stand_ins(&text);
+        let parsed = match &replaced {
+            Some((_, stand_in)) => parse_live_line(stand_in),
+            None => parse_live_line(&text),
+        }
+        .map_err(|e| bad(n, e.0))?;
+        let tombstone = |field: &str| replaced.as_ref().and_then(|(f, _)| f.get(field)).cloned();
         let c = match parsed {
             Line::Event {
                 event: Event::Consent(c),
@@ -157,7 +166,10 @@ fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
                 event: Event::Link(l),
                 ..
             } => {
-                links.push((l.phone.as_str().to_owned(), l.bsuid.as_str().to_owned()));
+                links.push((
+                    tombstone("phone").unwrap_or_else(|| l.phone.as_str().to_owned()),
+                    tombstone("bsuid").unwrap_or_else(|| l.bsuid.as_str().to_owned()),
+                ));
                 continue;
             }
             _ => continue, // blank lines and comments
@@ -181,20 +193,22 @@ fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
         let received_at = c
             .received_at
             .ok_or_else(|| bad(n, "a consent line without received_at".into()))?;
-        let key = (business.to_owned(), c.user.as_str().to_owned());
+        let erased = tombstone("user");
+        let user = erased.as_deref().unwrap_or(c.user.as_str());
+        let key = (business.to_owned(), user.to_owned());
         match tails.get(&key) {
             Some(t) if t.seq + 1 != seq || t.hash != prev => {
                 return Err(bad(
                     n,
                     format!(
-                        "{} event {seq} does not follow event {} of the line before",
-                        c.user, t.seq
+                        "{user} event {seq} does not follow event {} of the line before",
+                        t.seq
                     ),
                 ));
             }
             Some(_) => {}
             None if seq == 1 && prev != Hash::ZERO => {
-                return Err(bad(n, format!("{} event 1 must have a zero prev", c.user)));
+                return Err(bad(n, format!("{user} event 1 must have a zero prev")));
             }
             // An export --since starts mid-chain: its first prev is an anchor,
             // accepted only when asked for (a cut-off start would hide events).
@@ -203,16 +217,38 @@ fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
                 return Err(bad(
                     n,
                     format!(
-                        "{} starts at event {seq}, not 1: events before it are missing (pass --partial for an export made with --since)",
-                        c.user
+                        "{user} starts at event {seq}, not 1: events before it are missing (pass --partial for an export made with --since)"
                     ),
                 ));
             }
             None => {}
         }
+        let salt;
+        let personal = match field("personal") {
+            Some(p) => Personal::Sealed(
+                Hash::from_hex(p)
+                    .ok_or_else(|| bad(n, "chain.personal is not 64 hex digits".into()))?,
+            ),
+            None if erased.is_some() => {
+                return Err(bad(
+                    n,
+                    format!("{user}: a forgotten address's event without chain.personal"),
+                ));
+            }
+            None => {
+                salt = field("salt")
+                    .and_then(from_hex)
+                    .filter(|s| s.len() == SALT_LEN)
+                    .ok_or_else(|| bad(n, "chain.salt is not 32 hex digits".into()))?;
+                Personal::Open {
+                    salt: &salt,
+                    user,
+                    evidence: c.evidence.as_deref(),
+                }
+            }
+        };
         let computed = Link {
             business,
-            user: c.user.as_str(),
             seq,
             action: c.action,
             scope: c.scope,
@@ -220,16 +256,13 @@ fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
             received_at,
             conditional: c.conditional,
             source: &c.source,
-            evidence: c.evidence.as_deref(),
+            personal,
         }
         .hash(&prev);
         if computed != hash {
             return Err(bad(
                 n,
-                format!(
-                    "{} event {seq}: the hash does not match the line's content",
-                    c.user
-                ),
+                format!("{user} event {seq}: the hash does not match the line's content"),
             ));
         }
         events += 1;
@@ -273,4 +306,32 @@ fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
         writeln!(out, "{business}: heads digest {}", d.finish())?;
     }
     Ok(0)
+}
+
+/// A line naming tombstones (`erased:...`, a forgotten person's
+/// addresses) where addresses go: the tombstone of each such field (`user`,
+/// `phone`, `bsuid`), and the line with stand-in addresses the parser
+/// accepts. A consent event's hash reads its kept personal digest, never
+/// the user; a link's fields are read back from the tombstones.
+fn stand_ins(text: &str) -> Option<(BTreeMap<&'static str, String>, String)> {
+    if !text.contains(wagate::store::TOMBSTONE) {
+        return None;
+    }
+    let mut v: Value = serde_json::from_str(text).ok()?;
+    let mut found = BTreeMap::new();
+    for (field, stand_in) in [
+        ("user", "whatsapp:+10000000000"),
+        ("phone", "whatsapp:+10000000000"),
+        ("bsuid", "bsuid:US.10000000000000000000"),
+    ] {
+        if let Some(slot) = v.get_mut(field)
+            && let Some(t) = slot
+                .as_str()
+                .filter(|t| t.starts_with(wagate::store::TOMBSTONE))
+        {
+            found.insert(field, t.to_owned());
+            *slot = Value::String(stand_in.into());
+        }
+    }
+    (!found.is_empty()).then(|| (found, v.to_string()))
 }

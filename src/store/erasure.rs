@@ -1,0 +1,241 @@
+//! Erasure that keeps suppression ([`crate::Business::forget`]).
+//!
+//! Forgetting a person turns each of their address rows into a tombstone:
+//! the key becomes `erased:` and the hex HMAC-SHA256, under a secret of
+//! the database, of (business, address). The row keeps its id, its person
+//! and its consent chain, so a number or id that comes back (an inbound, a
+//! re-import, a send) finds the same row through the tombstone, and an
+//! opt-out recorded before the erasure still stops it. What identifies
+//! the person goes: the address text, each consent event's evidence and
+//! salt (its personal digest is kept: the chain still verifies, see
+//! [`crate::chain`]), the ids of their messages, their windows, and the
+//! message ids of links and of feedback about messages sent elsewhere.
+
+use hmac::{KeyInit as _, Mac as _};
+use rusqlite::{OptionalExtension, params};
+
+use super::{BusinessRef, Db, corrupt};
+use crate::chain::{Digest, Hash, Personal, SALT_LEN};
+use crate::error::{Error, Result};
+use crate::time::Timestamp;
+
+/// The prefix of a tombstone key.
+pub const TOMBSTONE: &str = "erased:";
+
+/// What [`Db::forget`] erased.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Forgotten {
+    /// Address rows turned into tombstones (every address of the person).
+    pub addresses: usize,
+    /// Consent events sealed: evidence and salt gone, digest kept.
+    pub consent_events: usize,
+    /// Inbound-message rows deleted (message ids).
+    pub inbound_messages: usize,
+    /// Windows deleted.
+    pub windows: usize,
+    /// Send attempts whose recipient, provider id and error text were
+    /// replaced (the attempt, its decision and its key stay).
+    pub send_attempts: usize,
+    /// Links whose source (a message id) was blanked.
+    pub links: usize,
+    /// Rows of feedback about messages sent elsewhere deleted.
+    pub external_feedback: usize,
+    /// Whether the freed space is zeroed in the file itself: the
+    /// write-ahead log was checkpointed completely (a reader holding an
+    /// older snapshot can keep old pages in the log until it ends; run
+    /// `forget` again, or `PRAGMA wal_checkpoint(TRUNCATE)`, later).
+    pub file_scrubbed: bool,
+}
+
+impl Forgotten {
+    /// Whether anything was recorded about the address.
+    pub fn found(&self) -> bool {
+        Forgotten {
+            file_scrubbed: false,
+            ..*self
+        } != Forgotten::default()
+    }
+}
+
+/// Writes the database's secret (migration 4), then re-hashes the chains.
+pub(super) fn init_secret(db: Db<'_>) -> Result<()> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| Error::Random(e.to_string()))?;
+    db.0.execute(
+        "INSERT INTO secrets (name, value) VALUES ('tombstone', ?1)",
+        [&secret[..]],
+    )?;
+    super::consent::rechain_v2(db)
+}
+
+/// The tombstone key of `address` in `business` under `secret`.
+fn tombstone_key(secret: &[u8], business: i64, address: &str) -> Result<String> {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret)
+        .map_err(|e| corrupt("secrets", e.to_string()))?;
+    let mut d = Digest::new();
+    d.field(b"wagate.tombstone.v1");
+    d.field(business.to_string().as_bytes());
+    d.field(address.as_bytes());
+    mac.update(&d.into_bytes());
+    let tag = Hash::from_slice(&mac.finalize().into_bytes()).unwrap_or(Hash::ZERO);
+    Ok(format!("{TOMBSTONE}{}", tag.to_hex()))
+}
+
+impl Db<'_> {
+    fn secret(self) -> Result<Vec<u8>> {
+        let found: Option<Vec<u8>> = self
+            .0
+            .prepare_cached("SELECT value FROM secrets WHERE name = 'tombstone'")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        match found {
+            Some(s) if s.len() == 32 => Ok(s),
+            _ => Err(corrupt("secrets", "the tombstone secret is missing".into())),
+        }
+    }
+
+    /// The tombstone `address` would have in `business`, when the business
+    /// has forgotten anyone (otherwise `None`, without hashing).
+    pub(super) fn tombstone_if_any(self, business: i64, address: &str) -> Result<Option<String>> {
+        let any: bool = self
+            .0
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE business_id = ?1 AND erased_at IS NOT NULL)",
+            )?
+            .query_row([business], |r| r.get(0))?;
+        if !any {
+            return Ok(None);
+        }
+        Ok(Some(tombstone_key(&self.secret()?, business, address)?))
+    }
+
+    /// Forgets the person `address` belongs to (every address linked to
+    /// it), keeping what suppression and the chain need. An address never
+    /// recorded still has its send attempts scrubbed.
+    ///
+    /// # Errors
+    /// A store error, or [`Error::ChainBroken`] when a chain to seal does
+    /// not verify (nothing is then changed).
+    pub fn forget(
+        self,
+        business: BusinessRef<'_>,
+        address: &str,
+        now: Timestamp,
+    ) -> Result<Forgotten> {
+        let mut done = Forgotten::default();
+        let secret = self.secret()?;
+        let mut rows = Vec::new();
+        if let Some(row) = self.address(business.id, address)? {
+            rows = self.person_addresses(business.id, row.person)?;
+        }
+        // The address as given, even if it has no row (sends to it).
+        let mut scrub = vec![(
+            address.to_owned(),
+            tombstone_key(&secret, business.id, address)?,
+        )];
+        for row in &rows {
+            let tomb = if row.key.starts_with(TOMBSTONE) {
+                row.key.clone()
+            } else {
+                tombstone_key(&secret, business.id, &row.key)?
+            };
+            let open = self.open_events(business, row.id, &row.key)?;
+            self.0
+                .prepare_cached("UPDATE users SET key = ?2, erased_at = ?3 WHERE id = ?1")?
+                .execute(params![row.id, tomb, now.as_millis()])?;
+            // Sealing is allowed once the address is a tombstone.
+            done.consent_events += self.seal(business.id, row.id, &open)?;
+            done.addresses += 1;
+            scrub.push((row.key.clone(), tomb));
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        for &id in &ids {
+            done.inbound_messages += self
+                .0
+                .prepare_cached(
+                    "DELETE FROM inbound_messages WHERE business_id = ?1
+                       AND (user_id = ?2 OR also_user_id = ?2)",
+                )?
+                .execute(params![business.id, id])?;
+            done.windows += self
+                .0
+                .prepare_cached("DELETE FROM windows WHERE business_id = ?1 AND user_id = ?2")?
+                .execute(params![business.id, id])?;
+            done.external_feedback += self
+                .0
+                .prepare_cached(
+                    "DELETE FROM external_feedback WHERE business_id = ?1 AND user_id = ?2",
+                )?
+                .execute(params![business.id, id])?;
+            done.links += self
+                .0
+                .prepare_cached(
+                    "UPDATE links SET source = 'erased'
+                     WHERE business_id = ?1 AND (phone_id = ?2 OR bsuid_id = ?2) AND source != 'erased'",
+                )?
+                .execute(params![business.id, id])?;
+        }
+        scrub.retain(|(key, tomb)| key != tomb);
+        scrub.sort();
+        scrub.dedup();
+        for (key, tomb) in &scrub {
+            done.send_attempts += self
+                .0
+                .prepare_cached(
+                    "UPDATE sends SET recipient = ?3, provider_id = NULL, error = NULL
+                     WHERE business_id = ?1 AND recipient = ?2",
+                )?
+                .execute(params![business.id, key, tomb])?;
+        }
+        Ok(done)
+    }
+
+    /// The personal digest of every open event of one address (read
+    /// under its stored key), after verifying its chain.
+    fn open_events(
+        self,
+        business: BusinessRef<'_>,
+        user: i64,
+        key: &str,
+    ) -> Result<Vec<(i64, Hash)>> {
+        let mut open = Vec::new();
+        self.trail(
+            business,
+            super::consent::Who::Address(user),
+            |_, r, _, _| {
+                if r.get_ref(15)?.as_blob_or_null()?.is_none() {
+                    let salt = r.get_ref(14)?.as_blob_or_null()?.unwrap_or_default();
+                    if salt.len() != SALT_LEN {
+                        return Err(corrupt(
+                            "consent_events",
+                            "an open event without its salt".into(),
+                        ));
+                    }
+                    let digest = Personal::Open {
+                        salt,
+                        user: key,
+                        evidence: r.get_ref(12)?.as_str_or_null()?,
+                    }
+                    .digest();
+                    open.push((r.get(4)?, digest));
+                }
+                Ok(())
+            },
+        )?;
+        Ok(open)
+    }
+
+    /// Seals events of an address that is a tombstone: each keeps its
+    /// personal digest and loses its salt and evidence.
+    fn seal(self, business: i64, user: i64, open: &[(i64, Hash)]) -> Result<usize> {
+        for (seq, digest) in open {
+            self.0
+                .prepare_cached(
+                    "UPDATE consent_events SET personal = ?4, salt = NULL, evidence = NULL
+                     WHERE business_id = ?1 AND user_id = ?2 AND seq = ?3",
+                )?
+                .execute(params![business, user, seq, &digest.0[..]])?;
+        }
+        Ok(open.len())
+    }
+}
