@@ -22,9 +22,11 @@
 //! ```
 
 use super::{Business, Reservation, SendOutcome};
+use crate::address::Address;
 use crate::error::{Error, Result};
 use crate::event::{Event, IngestOutcome};
 use crate::policy::{Decision, SendRequest};
+use crate::store::Forgotten;
 use crate::time::Timestamp;
 use crate::transport::AsyncTransport;
 
@@ -77,6 +79,15 @@ impl AsyncBusiness {
     /// As [`Business::ingest_all`].
     pub async fn ingest_all(&self, events: Vec<Event>) -> Result<Vec<IngestOutcome>> {
         self.run(move |b| b.ingest_all(&events)).await
+    }
+
+    /// [`Business::forget`] on the blocking pool (an erasure request from
+    /// a service's endpoint).
+    ///
+    /// # Errors
+    /// As [`Business::forget`].
+    pub async fn forget(&self, user: Address) -> Result<Forgotten> {
+        self.run(move |b| b.forget(&user)).await
     }
 
     /// [`Business::check`] on the blocking pool.

@@ -100,4 +100,9 @@ async fn the_async_facade_decides_as_the_sync_gate() {
     for ((req, _), d) in reqs.iter().zip(many) {
         assert_eq!(d.unwrap(), sync.check(req).unwrap());
     }
+    // An erasure from a service's endpoint: user 2's STOP still holds.
+    let gone = b.forget(user(2)).await.unwrap();
+    assert_eq!((gone.addresses, gone.consent_events), (1, 1));
+    let stop = SendRequest::between(sender(0), user(2), Content::text("x"));
+    assert_eq!(b.check(stop).await.unwrap().reason, Reason::OptedOut);
 }
