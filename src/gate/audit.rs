@@ -180,9 +180,10 @@ impl Business {
     pub fn export_consent(
         &self,
         since: Option<Timestamp>,
-        f: impl FnMut(&str, &ConsentRow) -> Result<()>,
+        mut f: impl FnMut(&str, &ConsentRow) -> Result<()>,
     ) -> Result<()> {
-        self.gate.read(|db| db.for_each_consent(self.r(), since, f))
+        self.gate
+            .read(|db| db.for_each_consent(self.r(), since, &mut f))
     }
 
     /// Calls `f` with every link of this business received at or after
@@ -193,9 +194,10 @@ impl Business {
     pub fn export_links(
         &self,
         since: Option<Timestamp>,
-        f: impl FnMut(&LinkRow) -> Result<()>,
+        mut f: impl FnMut(&LinkRow) -> Result<()>,
     ) -> Result<()> {
-        self.gate.read(|db| db.for_each_link(self.r(), since, f))
+        self.gate
+            .read(|db| db.for_each_link(self.r(), since, &mut f))
     }
 
     /// Verifies every consent chain of this business, with a digest of

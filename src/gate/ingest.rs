@@ -11,7 +11,9 @@ use crate::event::{
     TemplateStatusUpdate,
 };
 use crate::policy::{Action, Feedback, Keyword, Scope, TemplateStatus, feedback_effect};
-use crate::store::{Db, InboundInsert, NewConsent, NewInbound, SendRow};
+use crate::store::{
+    ExternalFeedback, InboundInsert, NewConsent, NewInbound, NewLink, Queries, SendRow, WindowRaise,
+};
 use crate::time::{Timestamp, effective};
 
 /// A digest of what an inbound message says: its addresses, sender,
@@ -150,7 +152,12 @@ impl Business {
         })
     }
 
-    pub(super) fn apply(&self, db: Db<'_>, event: &Event, now: Timestamp) -> Result<IngestOutcome> {
+    pub(super) fn apply(
+        &self,
+        db: &dyn Queries,
+        event: &Event,
+        now: Timestamp,
+    ) -> Result<IngestOutcome> {
         match event {
             Event::Inbound(m) => self.inbound(db, m, now),
             Event::Consent(c) => self.consent(db, c, now),
@@ -172,7 +179,7 @@ impl Business {
         }
     }
 
-    fn consent(&self, db: Db<'_>, c: &ConsentEvent, now: Timestamp) -> Result<IngestOutcome> {
+    fn consent(&self, db: &dyn Queries, c: &ConsentEvent, now: Timestamp) -> Result<IngestOutcome> {
         if c.source.trim().is_empty() {
             return Err(Error::InvalidEvent(
                 "consent source must not be empty".into(),
@@ -203,7 +210,7 @@ impl Business {
         Ok(IngestOutcome::default())
     }
 
-    fn link(&self, db: Db<'_>, l: &LinkEvent, now: Timestamp) -> Result<IngestOutcome> {
+    fn link(&self, db: &dyn Queries, l: &LinkEvent, now: Timestamp) -> Result<IngestOutcome> {
         if !l.phone.is_phone() || !l.bsuid.is_bsuid() {
             return Err(Error::InvalidEvent(format!(
                 "a link joins a phone and a business-scoped user id, not {} and {}",
@@ -215,11 +222,13 @@ impl Business {
         let bsuid = db.ensure_address(self.id, &l.bsuid)?;
         let linked = db.link(
             self.id,
-            &phone,
-            &bsuid,
-            l.at,
-            received(l.received_at, now),
-            &l.source,
+            &NewLink {
+                phone: &phone,
+                bsuid: &bsuid,
+                at: l.at,
+                received_at: received(l.received_at, now),
+                source: &l.source,
+            },
         )?;
         Ok(IngestOutcome {
             linked,
@@ -227,7 +236,12 @@ impl Business {
         })
     }
 
-    fn inbound(&self, db: Db<'_>, m: &InboundMessage, now: Timestamp) -> Result<IngestOutcome> {
+    fn inbound(
+        &self,
+        db: &dyn Queries,
+        m: &InboundMessage,
+        now: Timestamp,
+    ) -> Result<IngestOutcome> {
         let keyword = match (m.kind, &m.body) {
             (MessageKind::Text, Some(body)) => self.gate.config.keywords.classify(body),
             (MessageKind::Text, None) => {
@@ -291,14 +305,23 @@ impl Business {
         let linked = match &also {
             Some(b) => {
                 let source = format!("inbound {}", m.id.as_deref().unwrap_or("(no id)"));
-                db.link(self.id, &user, b, m.at, received, &source)?
+                db.link(
+                    self.id,
+                    &NewLink {
+                        phone: &user,
+                        bsuid: b,
+                        at: m.at,
+                        received_at: received,
+                        source: &source,
+                    },
+                )?
             }
             None => false,
         };
         let opened = m.kind.opens_window();
         if opened {
-            let referral = m.referral.map(|_| eff);
-            db.raise_window(self.id, user.id, m.to.as_str(), Some(eff), None, referral)?;
+            let raise = WindowRaise::inbound(user.id, m.to.as_str(), eff, m.referral.is_some());
+            db.raise_window(self.id, &raise)?;
         }
         let action = match keyword {
             Some(Keyword::OptOut) => Some((Action::OptOut, false)),
@@ -336,7 +359,12 @@ impl Business {
         })
     }
 
-    fn status(&self, db: Db<'_>, s: &StatusCallback, now: Timestamp) -> Result<IngestOutcome> {
+    fn status(
+        &self,
+        db: &dyn Queries,
+        s: &StatusCallback,
+        now: Timestamp,
+    ) -> Result<IngestOutcome> {
         let received = received(s.received_at, now);
         let Some(send) = db.send_by_provider_id(self.id, &s.id)? else {
             return self.status_elsewhere(db, s, received);
@@ -361,7 +389,7 @@ impl Business {
     /// effects apply at the callback's own time, each (id, code) once.
     fn status_elsewhere(
         &self,
-        db: Db<'_>,
+        db: &dyn Queries,
         s: &StatusCallback,
         received: Timestamp,
     ) -> Result<IngestOutcome> {
@@ -379,21 +407,24 @@ impl Business {
             _ => return Ok(out),
         };
         let row = db.ensure_address(self.id, user)?;
-        if !db.mark_external_feedback(
-            self.id,
-            &s.id,
+        let feedback = ExternalFeedback {
+            provider_id: &s.id,
             code,
-            sender.as_str(),
-            row.id,
-            s.at,
-            received,
-        )? {
+            sender: sender.as_str(),
+            user: row.id,
+            at: s.at,
+            received_at: received,
+        };
+        if !db.mark_external_feedback(self.id, &feedback)? {
             return Ok(out);
         }
         match effect {
             Feedback::WindowClosed => {
                 let through = effective(s.at, received);
-                db.raise_window(self.id, row.id, sender.as_str(), None, Some(through), None)?;
+                db.raise_window(
+                    self.id,
+                    &WindowRaise::closed(row.id, sender.as_str(), through),
+                )?;
             }
             Feedback::OptOut(scope) => {
                 let evidence = format!(
@@ -424,7 +455,7 @@ impl Business {
     /// whether it took effect now.
     pub(super) fn feedback(
         &self,
-        db: Db<'_>,
+        db: &dyn Queries,
         send: &SendRow,
         code: u32,
         received: Timestamp,
@@ -446,7 +477,7 @@ impl Business {
         let user = send.user_id.map(|id| db.address_by_id(id)).transpose()?;
         match (effect, user) {
             (Feedback::WindowClosed, Some(u)) => {
-                db.raise_window(self.id, u.id, &send.sender, None, Some(s), None)?;
+                db.raise_window(self.id, &WindowRaise::closed(u.id, &send.sender, s))?;
             }
             (Feedback::OptOut(scope), Some(u)) => {
                 db.add_consent(

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::policy::{Action, Decision, Facts, Keywords, PolicyConfig, Scope, SendRequest, decide};
-use crate::store::{Addresses, BusinessRef, Db, Store, Writer};
+use crate::store::{Addresses, BusinessRef, Queries, Store, WriteTx};
 use crate::time::{Clock, SystemClock, Timestamp};
 
 use commit::{Committer, Done, Job, Work};
@@ -194,7 +194,7 @@ impl Gate {
         let id = match self.read(|db| db.business_id(name, false))? {
             Some(id) => id,
             None => self.write(|w| {
-                w.db().business_id(name, true)?.ok_or_else(|| {
+                w.queries().business_id(name, true)?.ok_or_else(|| {
                     Error::InvalidEvent(format!("business {name:?} could not be created"))
                 })
             })?,
@@ -242,14 +242,14 @@ impl Gate {
         self.shared.store.lock().map_err(|_| Error::Poisoned)
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
-        self.lock()?.write(f)
+    fn write<T>(&self, f: impl FnOnce(&mut dyn WriteTx) -> Result<T>) -> Result<T> {
+        self.lock()?.write(|w| f(w))
     }
 
-    fn read<T>(&self, f: impl FnOnce(Db<'_>) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, f: impl FnOnce(&dyn Queries) -> Result<T>) -> Result<T> {
         match &self.shared.readers {
-            Some(r) => r.read(f),
-            None => self.lock()?.read(f),
+            Some(r) => r.read(|db| f(&db)),
+            None => self.lock()?.read(|db| f(&db)),
         }
     }
 
@@ -470,7 +470,12 @@ impl Business {
 
     /// Gathers the facts of a request from the store: per person (R8),
     /// chains verified; with `as_of`, only what was received by then.
-    fn facts(&self, db: Db<'_>, req: &SendRequest, as_of: Option<Timestamp>) -> Result<Facts> {
+    fn facts(
+        &self,
+        db: &dyn Queries,
+        req: &SendRequest,
+        as_of: Option<Timestamp>,
+    ) -> Result<Facts> {
         let (Ok(sender), Ok(user)) = (req.sender(), req.user()) else {
             return Ok(Facts::default());
         };
@@ -512,7 +517,7 @@ impl Business {
 
     fn decide(
         &self,
-        db: Db<'_>,
+        db: &dyn Queries,
         req: &SendRequest,
         now: Timestamp,
         as_of: Option<Timestamp>,

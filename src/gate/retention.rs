@@ -52,9 +52,9 @@ impl Business {
         // temporary table of its own); it writes nothing to the file.
         self.gate.write(|w| {
             if dry_run {
-                w.db().purgeable(self.id, cutoff)
+                w.queries().purgeable(self.id, cutoff)
             } else {
-                w.db().purge(self.id, cutoff)
+                w.queries().purge(self.id, cutoff)
             }
         })
     }

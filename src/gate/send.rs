@@ -7,7 +7,7 @@ use crate::address::{Address, AddressError};
 use crate::chain::{Digest, Hash};
 use crate::error::{Error, Result};
 use crate::policy::{Content, Decision, SendRequest, Verdict};
-use crate::store::{Db, NewSend, SendState};
+use crate::store::{NewSend, Queries, SendAnswer, SendState};
 use crate::time::Timestamp;
 use crate::transport::{Accepted, Failure, OutboundMessage, Transport};
 
@@ -251,14 +251,20 @@ impl Business {
     /// Records a transport's answer for a reserved send (inside a write).
     pub(super) fn complete_in(
         &self,
-        db: Db<'_>,
+        db: &dyn Queries,
         id: i64,
         answer: &Answer,
         now: Timestamp,
     ) -> Result<Delivery> {
         match answer {
             Answer::Accepted(pid) => {
-                db.finish_send(id, SendState::Sent, Some(pid), None, None)?;
+                let answer = SendAnswer {
+                    state: SendState::Sent,
+                    provider_id: Some(pid),
+                    error_code: None,
+                    error: None,
+                };
+                db.finish_send(id, &answer)?;
                 Ok(Delivery::Accepted {
                     provider_id: pid.clone(),
                 })
@@ -274,7 +280,13 @@ impl Business {
                 } else {
                     SendState::Failed
                 };
-                db.finish_send(id, state, None, *code, Some(text))?;
+                let answer = SendAnswer {
+                    state,
+                    provider_id: None,
+                    error_code: *code,
+                    error: Some(text),
+                };
+                db.finish_send(id, &answer)?;
                 if let Some(code) = code
                     && let Some(sent) = db.send_by_id(id)?
                 {
@@ -292,7 +304,7 @@ impl Business {
 
     pub(super) fn reserve_in(
         &self,
-        db: Db<'_>,
+        db: &dyn Queries,
         req: &SendRequest,
         key: &str,
         now: Timestamp,
@@ -383,7 +395,7 @@ impl Business {
     /// The phone to send to for a business-scoped id: the one most
     /// recently linked to it, else any phone of its person (linked through
     /// another id), else none.
-    fn linked_phone(&self, db: Db<'_>, bsuid: &Address) -> Result<Option<Address>> {
+    fn linked_phone(&self, db: &dyn Queries, bsuid: &Address) -> Result<Option<Address>> {
         let Some(row) = db.address(self.id, bsuid.as_str())? else {
             return Ok(None);
         };

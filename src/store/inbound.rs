@@ -46,6 +46,63 @@ pub enum InboundInsert {
     Conflict,
 }
 
+/// What raises one window (business, user address, sender): each column
+/// only ever grows; `None` leaves it as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowRaise<'a> {
+    /// The user address row.
+    pub user: i64,
+    /// The business sender.
+    pub sender: &'a str,
+    /// An inbound message's effective time.
+    pub last_inbound: Option<Timestamp>,
+    /// The provider saw the window closed through this time.
+    pub closed_through: Option<Timestamp>,
+    /// A referral's effective time (the free entry point).
+    pub referral_at: Option<Timestamp>,
+}
+
+impl<'a> WindowRaise<'a> {
+    /// An inbound message at `at` (with a referral when `referral`).
+    pub fn inbound(user: i64, sender: &'a str, at: Timestamp, referral: bool) -> Self {
+        WindowRaise {
+            user,
+            sender,
+            last_inbound: Some(at),
+            closed_through: None,
+            referral_at: referral.then_some(at),
+        }
+    }
+
+    /// A provider error that says the window was closed through `through`.
+    pub fn closed(user: i64, sender: &'a str, through: Timestamp) -> Self {
+        WindowRaise {
+            user,
+            sender,
+            last_inbound: None,
+            closed_through: Some(through),
+            referral_at: None,
+        }
+    }
+}
+
+/// Provider feedback about a message the gate never sent (RULES R7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExternalFeedback<'a> {
+    /// The provider's message id.
+    pub provider_id: &'a str,
+    /// The error code.
+    pub code: u32,
+    /// The business sender it names.
+    pub sender: &'a str,
+    /// The user address row it names.
+    pub user: i64,
+    /// The callback's own time.
+    pub at: Timestamp,
+    /// When it reached us.
+    pub received_at: Timestamp,
+}
+
 impl Db<'_> {
     /// Records an inbound message by its provider id, or tells a
     /// redelivery of it (same fingerprint) from another message that
@@ -129,15 +186,7 @@ impl Db<'_> {
     ///
     /// # Errors
     /// A store error.
-    pub fn raise_window(
-        self,
-        business: i64,
-        user: i64,
-        sender: &str,
-        last_inbound: Option<Timestamp>,
-        closed_through: Option<Timestamp>,
-        referral_at: Option<Timestamp>,
-    ) -> Result<()> {
+    pub fn raise_window(self, business: i64, w: &WindowRaise<'_>) -> Result<()> {
         self.0
             .prepare_cached(
                 "INSERT INTO windows (business_id, user_id, sender, last_inbound, closed_through, referral_at)
@@ -149,11 +198,11 @@ impl Db<'_> {
             )?
             .execute(params![
                 business,
-                user,
-                sender,
-                last_inbound.map(Timestamp::as_millis),
-                closed_through.map(Timestamp::as_millis),
-                referral_at.map(Timestamp::as_millis),
+                w.user,
+                w.sender,
+                w.last_inbound.map(Timestamp::as_millis),
+                w.closed_through.map(Timestamp::as_millis),
+                w.referral_at.map(Timestamp::as_millis),
             ])?;
         Ok(())
     }
@@ -351,16 +400,15 @@ impl Db<'_> {
     /// [`crate::Error::MessageIdReused`] when the id was first reported
     /// for another sender or user; a store error.
     #[allow(clippy::too_many_arguments)]
-    pub fn mark_external_feedback(
-        self,
-        business: i64,
-        provider_id: &str,
-        code: u32,
-        sender: &str,
-        user: i64,
-        at: Timestamp,
-        received_at: Timestamp,
-    ) -> Result<bool> {
+    pub fn mark_external_feedback(self, business: i64, f: &ExternalFeedback<'_>) -> Result<bool> {
+        let ExternalFeedback {
+            provider_id,
+            code,
+            sender,
+            user,
+            at,
+            received_at,
+        } = *f;
         let n = self
             .0
             .prepare_cached(

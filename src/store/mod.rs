@@ -26,6 +26,7 @@ mod consent;
 mod erasure;
 mod inbound;
 mod people;
+mod queries;
 mod retention;
 mod sends;
 mod stats;
@@ -33,10 +34,11 @@ mod templates;
 
 pub use consent::{Addresses, ChainHead, ConsentRow, NewConsent, VerifyReport};
 pub use erasure::{Forgotten, TOMBSTONE};
-pub use inbound::{InboundInsert, NewInbound};
-pub use people::{AddressRow, LinkRow};
+pub use inbound::{ExternalFeedback, InboundInsert, NewInbound, WindowRaise};
+pub use people::{AddressRow, LinkRow, NewLink};
+pub use queries::{Queries, WriteTx};
 pub use retention::Purged;
-pub use sends::{NewSend, SendFilter, SendRecord, SendRow, SendState};
+pub use sends::{NewSend, SendAnswer, SendFilter, SendRecord, SendRow, SendState};
 pub use stats::Stats;
 pub use templates::{StoredTemplate, TemplateRow};
 
@@ -469,6 +471,12 @@ impl Writer<'_> {
     /// The transaction's queries.
     pub fn db(&self) -> Db<'_> {
         Db(&self.tx)
+    }
+
+    /// The transaction's connection, which answers [`Queries`] as a
+    /// [`Db`] on it does.
+    fn connection(&self) -> &Connection {
+        &self.tx
     }
 
     /// Runs `f` in a savepoint: its writes stay if it returns `Ok` and are

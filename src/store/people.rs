@@ -40,6 +40,21 @@ pub struct LinkRow {
     pub source: String,
 }
 
+/// A link to record between a phone and a business-scoped user id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewLink<'a> {
+    /// The phone's row.
+    pub phone: &'a AddressRow,
+    /// The business-scoped id's row.
+    pub bsuid: &'a AddressRow,
+    /// When it was learnt at its source.
+    pub at: Timestamp,
+    /// When it reached us.
+    pub received_at: Timestamp,
+    /// Where it came from (`inbound <id>`, ...).
+    pub source: &'a str,
+}
+
 impl Db<'_> {
     /// The id of a business, created when `create` is set.
     ///
@@ -137,15 +152,14 @@ impl Db<'_> {
     /// # Errors
     /// [`Error::InvalidEvent`] unless `phone` is a phone and `bsuid` a
     /// BSUID; a store error.
-    pub fn link(
-        self,
-        business: i64,
-        phone: &AddressRow,
-        bsuid: &AddressRow,
-        at: Timestamp,
-        received_at: Timestamp,
-        source: &str,
-    ) -> Result<bool> {
+    pub fn link(self, business: i64, l: &NewLink<'_>) -> Result<bool> {
+        let NewLink {
+            phone,
+            bsuid,
+            at,
+            received_at,
+            source,
+        } = *l;
         let is = |row: &AddressRow, prefix: &str| {
             row.key.starts_with(prefix) || row.key.starts_with(super::erasure::TOMBSTONE)
         };

@@ -55,6 +55,19 @@ impl SendState {
     }
 }
 
+/// The transport's answer for a reserved send, as recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendAnswer<'a> {
+    /// Sent, failed or retryable.
+    pub state: SendState,
+    /// The provider's message id, when it took the message.
+    pub provider_id: Option<&'a str>,
+    /// The provider's error code, when it refused.
+    pub error_code: Option<u32>,
+    /// The provider's words, when it refused.
+    pub error: Option<&'a str>,
+}
+
 /// A send attempt to record.
 #[derive(Clone, Debug)]
 pub struct NewSend<'a> {
@@ -335,19 +348,12 @@ impl Db<'_> {
     ///
     /// # Errors
     /// A store error.
-    pub fn finish_send(
-        self,
-        id: i64,
-        state: SendState,
-        provider_id: Option<&str>,
-        error_code: Option<u32>,
-        error: Option<&str>,
-    ) -> Result<()> {
+    pub fn finish_send(self, id: i64, a: &SendAnswer<'_>) -> Result<()> {
         self.0
             .prepare_cached(
                 "UPDATE sends SET state = ?2, provider_id = ?3, error_code = ?4, error = ?5 WHERE id = ?1",
             )?
-            .execute(params![id, state.as_str(), provider_id, error_code, error])?;
+            .execute(params![id, a.state.as_str(), a.provider_id, a.error_code, a.error])?;
         Ok(())
     }
 
