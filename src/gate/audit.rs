@@ -6,9 +6,11 @@ use serde::Serialize;
 use super::Business;
 use crate::address::Address;
 use crate::error::{Error, Result};
+use crate::event::ConsentEvent;
 use crate::policy::{Action, ConsentFact, Scope, WindowFacts, fold_applied};
 use crate::store::{
-    ChainHead, ConsentRow, LinkRow, SendFilter, SendRecord, Stats, TemplateRow, VerifyReport,
+    ChainHead, ConsentRow, LinkRow, NewConsent, SendFilter, SendRecord, Stats, TemplateRow,
+    VerifyReport,
 };
 use crate::time::Timestamp;
 
@@ -68,6 +70,57 @@ pub struct SendQuery {
 }
 
 impl Business {
+    /// For each consent event, whether the trail of its address already
+    /// holds one with the same content (action, scope, `at`, source,
+    /// evidence, conditional, and `received_at` when it is given and not in
+    /// the future), in one read transaction: what `wagate import` keys its
+    /// rows by, so that running an import again lands only what had not
+    /// landed. A forgotten address is found through its tombstone; its
+    /// sealed events have no evidence left to match.
+    ///
+    /// ```
+    /// use wagate::{Action, Address, ConsentEvent, Event, Gate, Scope, Timestamp};
+    /// let acme = Gate::open_in_memory()?.business("acme")?;
+    /// let at = Timestamp::parse("2026-03-01T08:00:00Z")?;
+    /// let row = ConsentEvent::new(Address::parse("+15550001111")?, Action::OptIn, Scope::All, at, "import");
+    /// assert_eq!(acme.recorded([&row])?, [false]);
+    /// acme.ingest(&Event::Consent(row.clone()))?;
+    /// assert_eq!(acme.recorded([&row])?, [true]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn recorded<'e>(
+        &self,
+        events: impl IntoIterator<Item = &'e ConsentEvent>,
+    ) -> Result<Vec<bool>> {
+        let now = self.gate.clock.now();
+        self.gate.read(|db| {
+            events
+                .into_iter()
+                .map(|c| {
+                    let Some(row) = db.address(self.id, c.user.as_str())? else {
+                        return Ok(false);
+                    };
+                    // A received_at in the future is stored as now: it
+                    // cannot be matched as given.
+                    let same_arrival = c.received_at.is_some_and(|r| r <= now);
+                    let new = NewConsent {
+                        action: c.action,
+                        scope: c.scope,
+                        at: c.at,
+                        received_at: c.received_at.unwrap_or(now),
+                        conditional: c.conditional,
+                        source: &c.source,
+                        evidence: c.evidence.as_deref(),
+                    };
+                    db.has_consent(self.id, row.id, &new, same_arrival)
+                })
+                .collect()
+        })
+    }
+
     /// The consent history of the person an address belongs to, oldest
     /// first (by effective time), each event with the address it came
     /// under and whether it counts. Every chain is verified.

@@ -277,8 +277,8 @@ impl Db<'_> {
         Ok(())
     }
 
-    /// Whether the trail of the address `user` already holds an event with
-    /// this content: action, scope, `at`, source, evidence and
+    /// Whether the trail of the address row `user` already holds an event
+    /// with this content: action, scope, `at`, source, evidence and
     /// conditional, and `received_at` too when `same_arrival` is set. What
     /// `wagate import` keys its rows by, so that running it again lands
     /// only what had not landed. Reads one address's events (its primary
@@ -289,16 +289,15 @@ impl Db<'_> {
     pub fn has_consent(
         self,
         business: i64,
-        user: &str,
+        user: i64,
         c: &NewConsent<'_>,
         same_arrival: bool,
     ) -> Result<bool> {
         Ok(self
             .0
             .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM users u JOIN consent_events c
-                     ON c.business_id = u.business_id AND c.user_id = u.id
-                 WHERE u.business_id = ?1 AND u.key = ?2 AND c.action = ?3 AND c.scope = ?4
+                "SELECT EXISTS (SELECT 1 FROM consent_events c
+                 WHERE c.business_id = ?1 AND c.user_id = ?2 AND c.action = ?3 AND c.scope = ?4
                    AND c.at = ?5 AND c.source = ?6 AND c.evidence IS ?7 AND c.conditional = ?8
                    AND (?9 = 0 OR c.received_at = ?10))",
             )?

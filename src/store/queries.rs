@@ -52,7 +52,7 @@ pub trait Queries {
     fn has_consent(
         &self,
         business: i64,
-        user: &str,
+        user: i64,
         c: &NewConsent<'_>,
         same_arrival: bool,
     ) -> Result<bool>;
@@ -222,7 +222,7 @@ forward! {
         f: &mut dyn FnMut(&LinkRow) -> Result<()>
     ) -> Result<()>;
     add_consent(business: BusinessRef<'_>, user: &AddressRow, c: &NewConsent<'_>) -> Result<()>;
-    has_consent(business: i64, user: &str, c: &NewConsent<'_>, same_arrival: bool) -> Result<bool>;
+    has_consent(business: i64, user: i64, c: &NewConsent<'_>, same_arrival: bool) -> Result<bool>;
     person_consent(
         business: BusinessRef<'_>,
         addresses: &Addresses,

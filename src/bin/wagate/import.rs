@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use csv_core::ReadRecordResult;
 use wagate::chain::{Digest, Hash};
 use wagate::scenario::{Line, Output, parse_live_line};
-use wagate::store::{NewConsent, Store};
+use wagate::store::NewConsent;
 use wagate::{Address, Business, ConsentEvent, Event, Scope, Timestamp};
 
 use crate::lines::{BATCH_BYTES, Limit, capped_lines, quote_bytes, quote_start, shorten};
@@ -50,7 +50,6 @@ type Row = (u64, Result<ConsentEvent, String>);
 pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> {
     let gate = db.create()?;
     let handle = gate.business(business)?;
-    let path = db.path()?;
     let file = &args.file;
     let f = std::fs::File::open(file).map_err(|e| {
         Fail(
@@ -58,13 +57,6 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
             format!("cannot read {}: {e}", file.display()),
         )
     })?;
-    // A second connection, to read what earlier batches committed: the
-    // keys of the rows that already landed.
-    let mut store = Store::open_reader(path)
-        .map_err(|e| Fail(EXIT_BAD_INPUT, format!("{}: {e}", path.display())))?;
-    let business_id = store
-        .read(|d| d.business_id(business, false))?
-        .ok_or_else(|| Fail(EXIT_BAD_INPUT, format!("business {business:?} not found")))?;
     let reader = std::io::BufReader::new(f);
     let cap = args.limit.max_line_bytes;
     let csv = file
@@ -80,8 +72,6 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
     };
     let mut import = Import {
         business: &handle,
-        store,
-        business_id,
         tally: Tally::new("import", "rows"),
         out: std::io::stdout().lock(),
         landed: 0,
@@ -114,8 +104,6 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
 /// An import in progress.
 struct Import<'a> {
     business: &'a Business,
-    store: Store,
-    business_id: i64,
     tally: Tally,
     out: std::io::StdoutLock<'static>,
     /// Rows written.
@@ -142,38 +130,42 @@ impl Import<'_> {
         };
         let (first, last) = (first.0, last.0);
         let now = Timestamp::now();
-        let business_id = self.business_id;
-        let fates = self.store.read(|db| {
-            let mut seen: HashSet<Hash> = HashSet::new();
-            pending
-                .iter_mut()
-                .map(|(_, row)| {
-                    let c = match row {
-                        Err(e) => return Ok(Fate::Bad(std::mem::take(e))),
-                        Ok(c) => c,
-                    };
-                    // A received_at in the future is stored as now: it
-                    // cannot be matched as given.
-                    let same_arrival = c.received_at.is_some_and(|r| r <= now);
-                    let new = NewConsent {
-                        action: c.action,
-                        scope: c.scope,
-                        at: c.at,
-                        received_at: c.received_at.unwrap_or(now),
-                        conditional: c.conditional,
-                        source: &c.source,
-                        evidence: c.evidence.as_deref(),
-                    };
-                    let fresh = seen.insert(key(c.user.as_str(), &new, same_arrival))
-                        && !db.has_consent(business_id, c.user.as_str(), &new, same_arrival)?;
-                    Ok(if fresh { Fate::New } else { Fate::Duplicate })
-                })
-                .collect::<wagate::Result<Vec<Fate>>>()
-        });
-        let fates = match fates {
-            Ok(f) => f,
+        // What earlier batches (or an earlier run) committed: the rows the
+        // trail already holds, read in one transaction.
+        let recorded = self
+            .business
+            .recorded(pending.iter().filter_map(|(_, row)| row.as_ref().ok()));
+        let mut recorded = match recorded {
+            Ok(r) => r.into_iter(),
             Err(e) => return Err(self.stopped(first, last, &e)),
         };
+        let mut seen: HashSet<Hash> = HashSet::new();
+        let fates: Vec<Fate> = pending
+            .iter_mut()
+            .map(|(_, row)| {
+                let c = match row {
+                    Err(e) => return Fate::Bad(std::mem::take(e)),
+                    Ok(c) => c,
+                };
+                let same_arrival = c.received_at.is_some_and(|r| r <= now);
+                let new = NewConsent {
+                    action: c.action,
+                    scope: c.scope,
+                    at: c.at,
+                    received_at: c.received_at.unwrap_or(now),
+                    conditional: c.conditional,
+                    source: &c.source,
+                    evidence: c.evidence.as_deref(),
+                };
+                // Once in the trail, or earlier in this batch: a duplicate.
+                let fresh = seen.insert(key(c.user.as_str(), &new, same_arrival));
+                if recorded.next() == Some(false) && fresh {
+                    Fate::New
+                } else {
+                    Fate::Duplicate
+                }
+            })
+            .collect();
         let mut events = Vec::new();
         let mut rows = Vec::with_capacity(pending.len());
         for ((n, row), fate) in pending.drain(..).zip(fates) {
