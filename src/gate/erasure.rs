@@ -59,4 +59,16 @@ impl Business {
         done.file_scrubbed = scrubbed;
         Ok(done)
     }
+
+    /// Rewrites the database file so that no free space keeps old content
+    /// (SQLite's `VACUUM`). A forget already zeroes what it frees; this is
+    /// for a file written before that was so, or whose forget could not
+    /// finish its checkpoint. Holds the writers' lock while it runs
+    /// (seconds for a large file) and needs free space of the file's size.
+    ///
+    /// # Errors
+    /// A store error.
+    pub fn vacuum(&self) -> Result<()> {
+        self.gate.lock()?.vacuum()
+    }
 }

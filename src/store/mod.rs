@@ -336,6 +336,21 @@ impl Store {
         Ok((out, busy == 0 && log == done))
     }
 
+    /// Rewrites the whole file (SQLite's `VACUUM`), then truncates the
+    /// write-ahead log: no unused page or free space keeps old content.
+    /// Takes the writers' lock for as long as it runs (seconds for a
+    /// large file) and needs free disk space of the file's size.
+    ///
+    /// # Errors
+    /// A store error (a full disk, another process's open read).
+    pub fn vacuum(&mut self) -> Result<()> {
+        let Store { conn, lock } = self;
+        let _queued = guard(lock)?;
+        conn.execute_batch("VACUUM")?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Runs `f` in one read transaction (a consistent snapshot).
     ///
     /// # Errors

@@ -460,6 +460,48 @@ fn the_cli_forgets_and_the_export_still_verifies() {
     assert!(verified.status.success(), "{verified:?}");
 }
 
+#[test]
+fn vacuum_removes_what_an_older_writer_left_in_free_space() {
+    let db = TempDb::new("forget-vacuum");
+    let clock = Arc::new(ManualClock::new(t(0)));
+    {
+        let gate = Gate::open(&db.0).unwrap().with_clock(clock.clone());
+        story(&gate.business("default").unwrap(), &clock);
+    }
+    // A writer without secure_delete (as every connection was before
+    // schema version 4) leaves a deleted row's text in the page.
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    conn.execute_batch(
+        "PRAGMA secure_delete = OFF;
+         CREATE TABLE scratch (t TEXT);
+         INSERT INTO scratch VALUES ('residue of whatsapp:+15550000001');
+         DELETE FROM scratch;
+         DROP TABLE scratch;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+    drop(conn);
+    assert!(contains(&file_bytes(&db), "residue of"));
+    let out = cli(&db, &["forget", "--user", "whatsapp:+15550000001"]);
+    assert!(out.status.success());
+    assert!(
+        contains(&file_bytes(&db), "residue of"),
+        "forget alone does not rewrite"
+    );
+    let out = cli(
+        &db,
+        &["forget", "--user", "whatsapp:+15550000001", "--vacuum"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let bytes = file_bytes(&db);
+    assert!(!contains(&bytes, "residue of"));
+    assert!(!contains(&bytes, "+15550000001"));
+    assert!(
+        contains(&bytes, "+15550000002"),
+        "the others are still there"
+    );
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Inbound {

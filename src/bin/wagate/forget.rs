@@ -13,6 +13,11 @@ pub struct Args {
     /// address goes with it).
     #[arg(long)]
     user: String,
+    /// Then rewrite the whole file (SQLite's VACUUM): for a database written
+    /// before every connection zeroed what it freed (schema version 3 or
+    /// older), whose free space may hold old copies.
+    #[arg(long)]
+    vacuum: bool,
     /// One JSON object instead of a sentence.
     #[arg(long)]
     json: bool,
@@ -24,7 +29,11 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
         Address::parse(&args.user).map_err(|e| Fail(EXIT_BAD_INPUT, format!("--user: {e}")))?;
     let gate = db.existing(None)?;
     let b = crate::existing_business(&gate, business)?;
-    let done = b.forget(&user)?;
+    let mut done = b.forget(&user)?;
+    if args.vacuum {
+        b.vacuum()?;
+        done.file_scrubbed = true;
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", json(&done))?;
