@@ -4,6 +4,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
+use super::trail::{AddressHead, EventRow, TrailWalk, parse_action, parse_scope};
 use super::{AddressRow, BusinessRef, Db, corrupt};
 use crate::chain::{Hash, Link, LinkV1, Personal, SALT_LEN};
 use crate::error::{Error, Result};
@@ -88,101 +89,6 @@ pub struct VerifyReport {
     /// The first broken event, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub broken: Option<String>,
-}
-
-/// Walks one address's events in seq order and checks each hash.
-struct Chain {
-    user: i64,
-    key: String,
-    count: i64,
-    head: Option<Hash>,
-    next: i64,
-    prev: Hash,
-}
-
-impl Chain {
-    fn broken(&self, seq: i64, detail: &str) -> Error {
-        Error::ChainBroken {
-            user: self.key.clone(),
-            seq,
-            detail: detail.to_owned(),
-        }
-    }
-
-    /// Checks one event; returns its hash and the hash before it.
-    fn step(&mut self, business: &str, r: &rusqlite::Row<'_>) -> Result<(Hash, Hash)> {
-        let seq: i64 = r.get(4)?;
-        if seq != self.next {
-            return Err(self.broken(
-                self.next,
-                &format!("event {seq} found where {} was expected", self.next),
-            ));
-        }
-        let (at, received_at) = (
-            Timestamp::from_millis(r.get(7)?),
-            Timestamp::from_millis(r.get(8)?),
-        );
-        let eff: i64 = r.get(9)?;
-        if eff != effective(at, received_at).as_millis() {
-            return Err(self.broken(seq, "its effective time is not min(at, received_at)"));
-        }
-        let personal = match r.get_ref(15)?.as_blob_or_null()? {
-            Some(sealed) => Personal::Sealed(
-                Hash::from_slice(sealed)
-                    .ok_or_else(|| self.broken(seq, "its sealed digest is not 32 bytes"))?,
-            ),
-            None => Personal::Open {
-                salt: r
-                    .get_ref(14)?
-                    .as_blob_or_null()?
-                    .filter(|s| s.len() == SALT_LEN)
-                    .ok_or_else(|| self.broken(seq, "its salt is missing"))?,
-                user: &self.key,
-                evidence: r.get_ref(12)?.as_str_or_null()?,
-            },
-        };
-        let link = Link {
-            business,
-            seq,
-            action: parse_action(r.get_ref(5)?.as_str()?)?,
-            scope: parse_scope(r.get_ref(6)?.as_str()?)?,
-            at,
-            received_at,
-            conditional: r.get(10)?,
-            source: r.get_ref(11)?.as_str()?,
-            personal,
-        };
-        let stored = r
-            .get_ref(13)?
-            .as_blob_or_null()?
-            .and_then(Hash::from_slice)
-            .ok_or_else(|| self.broken(seq, "its hash is missing"))?;
-        let prev = self.prev;
-        let hash = link.hash(&prev);
-        if hash != stored {
-            return Err(self.broken(seq, "its hash does not match its content"));
-        }
-        self.prev = hash;
-        self.next += 1;
-        Ok((hash, prev))
-    }
-
-    fn finish(&self) -> Result<()> {
-        let n = self.next - 1;
-        let ok = n == self.count
-            && match self.head {
-                None => n == 0,
-                Some(h) => n > 0 && h == self.prev,
-            };
-        if ok {
-            Ok(())
-        } else {
-            Err(self.broken(
-                n + 1,
-                &format!("the address records {} events and a head that its trail of {n} does not end in", self.count),
-            ))
-        }
-    }
 }
 
 /// Whose events to read.
@@ -324,7 +230,7 @@ impl Db<'_> {
         self,
         business: BusinessRef<'_>,
         who: Who,
-        mut f: impl FnMut(&str, &rusqlite::Row<'_>, Hash, Hash) -> Result<()>,
+        mut f: impl FnMut(&str, &EventRow<'_>, Hash, Hash) -> Result<()>,
     ) -> Result<()> {
         let (sql, arg) = match who {
             Who::Person(p) => (
@@ -344,38 +250,36 @@ impl Db<'_> {
         };
         let mut stmt = self.0.prepare_cached(&sql)?;
         let mut rows = stmt.query(params![business.id, arg])?;
-        let mut chain: Option<Chain> = None;
+        let mut walk = TrailWalk::new(business.name);
         while let Some(r) = rows.next()? {
-            let user: i64 = r.get(0)?;
-            if chain.as_ref().is_none_or(|c| c.user != user) {
-                if let Some(done) = &chain {
-                    done.finish()?;
-                }
-                let head = r
-                    .get_ref(3)?
-                    .as_blob_or_null()?
-                    .map(|h| Hash::from_slice(h).unwrap_or(Hash([0xff; 32])));
-                chain = Some(Chain {
-                    user,
-                    key: r.get(1)?,
-                    count: r.get(2)?,
-                    head,
-                    next: 1,
-                    prev: Hash::ZERO,
-                });
-            }
+            walk.address(&AddressHead {
+                user: r.get(0)?,
+                key: r.get_ref(1)?.as_str()?,
+                count: r.get(2)?,
+                head: r.get_ref(3)?.as_blob_or_null()?,
+            })?;
             // A LEFT JOIN row without an event: an address with no consent.
-            if r.get_ref(4)?.as_i64_or_null()?.is_none() {
+            let Some(seq) = r.get_ref(4)?.as_i64_or_null()? else {
                 continue;
-            }
-            let Some(c) = chain.as_mut() else { continue };
-            let (hash, prev) = c.step(business.name, r)?;
-            f(&c.key, r, hash, prev)?;
+            };
+            let e = EventRow {
+                seq,
+                action: r.get_ref(5)?.as_str()?,
+                scope: r.get_ref(6)?.as_str()?,
+                at: r.get(7)?,
+                received_at: r.get(8)?,
+                effective: r.get(9)?,
+                conditional: r.get(10)?,
+                source: r.get_ref(11)?.as_str()?,
+                evidence: r.get_ref(12)?.as_str_or_null()?,
+                hash: r.get_ref(13)?.as_blob_or_null()?,
+                salt: r.get_ref(14)?.as_blob_or_null()?,
+                personal: r.get_ref(15)?.as_blob_or_null()?,
+            };
+            let (hash, prev) = walk.event(&e)?;
+            f(walk.key(), &e, hash, prev)?;
         }
-        if let Some(done) = &chain {
-            done.finish()?;
-        }
-        Ok(())
+        walk.finish()
     }
 
     /// The consent events of a person, verified, as the fold reads them.
@@ -391,23 +295,15 @@ impl Db<'_> {
         as_of: Option<Timestamp>,
     ) -> Result<Vec<ConsentFact>> {
         let mut out = Vec::new();
-        let mut push = |_: &str, r: &rusqlite::Row<'_>, _: Hash, _: Hash| -> Result<()> {
-            let received = Timestamp::from_millis(r.get(8)?);
-            if as_of.is_some_and(|t| received > t) {
+        let mut push = |_: &str, e: &EventRow<'_>, _: Hash, _: Hash| -> Result<()> {
+            if as_of.is_some_and(|t| e.received_at > t.as_millis()) {
                 return Ok(());
             }
-            let action = parse_action(r.get_ref(5)?.as_str()?)?;
             // A forgotten person's opt-ins went with their proof (erasure
             // sealed them); their opt-outs stay (Business::forget).
-            if action == Action::OptIn && r.get_ref(15)?.as_blob_or_null()?.is_some() {
-                return Ok(());
+            if let Some(fact) = e.fact()? {
+                out.push(fact);
             }
-            out.push(ConsentFact {
-                action,
-                scope: parse_scope(r.get_ref(6)?.as_str()?)?,
-                effective: Timestamp::from_millis(r.get(9)?),
-                conditional: r.get(10)?,
-            });
             Ok(())
         };
         match addresses {
@@ -433,8 +329,8 @@ impl Db<'_> {
         person: i64,
     ) -> Result<Vec<(String, ConsentRow)>> {
         let mut out = Vec::new();
-        self.trail(business, Who::Person(person), |key, r, hash, prev| {
-            out.push((key.to_owned(), consent_row(r, hash, prev)?));
+        self.trail(business, Who::Person(person), |key, e, hash, prev| {
+            out.push((key.to_owned(), e.consent_row(hash, prev)?));
             Ok(())
         })?;
         out.sort_by(|(ka, a), (kb, b)| (a.effective, ka, a.seq).cmp(&(b.effective, kb, b.seq)));
@@ -454,8 +350,8 @@ impl Db<'_> {
         since: Option<Timestamp>,
         mut f: impl FnMut(&str, &ConsentRow) -> Result<()>,
     ) -> Result<()> {
-        self.trail(business, Who::All, |key, r, hash, prev| {
-            let row = consent_row(r, hash, prev)?;
+        self.trail(business, Who::All, |key, e, hash, prev| {
+            let row = e.consent_row(hash, prev)?;
             if since.is_none_or(|s| row.received_at >= s) {
                 f(key, &row)?;
             }
@@ -782,36 +678,4 @@ pub(super) fn rechain_v2(db: Db<'_>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A consent row from the trail's columns.
-fn consent_row(r: &rusqlite::Row<'_>, hash: Hash, prev: Hash) -> Result<ConsentRow> {
-    Ok(ConsentRow {
-        seq: r.get(4)?,
-        action: parse_action(r.get_ref(5)?.as_str()?)?,
-        scope: parse_scope(r.get_ref(6)?.as_str()?)?,
-        at: Timestamp::from_millis(r.get(7)?),
-        received_at: Timestamp::from_millis(r.get(8)?),
-        effective: Timestamp::from_millis(r.get(9)?),
-        conditional: r.get(10)?,
-        source: r.get(11)?,
-        evidence: r.get(12)?,
-        salt: r
-            .get_ref(14)?
-            .as_blob_or_null()?
-            .and_then(|s| <[u8; SALT_LEN]>::try_from(s).ok()),
-        sealed: r.get_ref(15)?.as_blob_or_null()?.and_then(Hash::from_slice),
-        prev,
-        hash,
-    })
-}
-
-pub(super) fn parse_action(s: &str) -> Result<Action> {
-    s.parse()
-        .map_err(|e| corrupt("consent_events", format!("{e}")))
-}
-
-pub(super) fn parse_scope(s: &str) -> Result<Scope> {
-    s.parse()
-        .map_err(|e| corrupt("consent_events", format!("{e}")))
 }

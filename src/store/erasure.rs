@@ -202,9 +202,9 @@ impl Db<'_> {
         self.trail(
             business,
             super::consent::Who::Address(user),
-            |_, r, _, _| {
-                if r.get_ref(15)?.as_blob_or_null()?.is_none() {
-                    let salt = r.get_ref(14)?.as_blob_or_null()?.unwrap_or_default();
+            |_, e, _, _| {
+                if !e.sealed() {
+                    let salt = e.salt.unwrap_or_default();
                     if salt.len() != SALT_LEN {
                         return Err(corrupt(
                             "consent_events",
@@ -214,10 +214,10 @@ impl Db<'_> {
                     let digest = Personal::Open {
                         salt,
                         user: key,
-                        evidence: r.get_ref(12)?.as_str_or_null()?,
+                        evidence: e.evidence,
                     }
                     .digest();
-                    open.push((r.get(4)?, digest));
+                    open.push((e.seq, digest));
                 }
                 Ok(())
             },

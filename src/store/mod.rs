@@ -31,6 +31,7 @@ mod retention;
 mod sends;
 mod stats;
 mod templates;
+mod trail;
 
 pub use consent::{Addresses, ChainHead, ConsentRow, NewConsent, VerifyReport};
 pub use erasure::{Forgotten, TOMBSTONE};

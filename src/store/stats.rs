@@ -3,7 +3,7 @@
 use rusqlite::params;
 
 use super::Db;
-use super::consent::{parse_action, parse_scope};
+use super::trail::{parse_action, parse_scope};
 use crate::error::Result;
 use crate::policy::{ConsentFact, ConsentState, WINDOW_MS, fold};
 use crate::time::Timestamp;

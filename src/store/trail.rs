@@ -1,0 +1,247 @@
+//! Reading the consent trail, whatever store its rows come from: each
+//! address's chain is walked in `seq` order and every event's hash checked
+//! ([`crate::chain`]); the walk also turns rows into what the fold and the
+//! audit read. The stores only fetch rows (SQLite's in `consent.rs`).
+
+use super::consent::ConsentRow;
+use super::corrupt;
+use crate::chain::{Hash, Link, Personal, SALT_LEN};
+use crate::error::{Error, Result};
+use crate::policy::{Action, ConsentFact, Scope};
+use crate::time::{Timestamp, effective};
+
+/// An address as a trail read returns it: its row, key and recorded head.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AddressHead<'r> {
+    pub user: i64,
+    pub key: &'r str,
+    pub count: i64,
+    pub head: Option<&'r [u8]>,
+}
+
+/// One consent event as stored, borrowed from the store's row.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EventRow<'r> {
+    pub seq: i64,
+    pub action: &'r str,
+    pub scope: &'r str,
+    pub at: i64,
+    pub received_at: i64,
+    pub effective: i64,
+    pub conditional: bool,
+    pub source: &'r str,
+    pub evidence: Option<&'r str>,
+    pub hash: Option<&'r [u8]>,
+    pub salt: Option<&'r [u8]>,
+    pub personal: Option<&'r [u8]>,
+}
+
+impl EventRow<'_> {
+    /// Its action, or [`Error::Corrupt`].
+    pub fn action(&self) -> Result<Action> {
+        parse_action(self.action)
+    }
+
+    /// Whether erasure sealed it: its salt and evidence are gone.
+    pub fn sealed(&self) -> bool {
+        self.personal.is_some()
+    }
+
+    /// What the consent fold reads of it: `None` for an opt-in that
+    /// erasure sealed (its proof is gone; a sealed opt-out still counts).
+    pub fn fact(&self) -> Result<Option<ConsentFact>> {
+        let action = self.action()?;
+        if action == Action::OptIn && self.sealed() {
+            return Ok(None);
+        }
+        Ok(Some(ConsentFact {
+            action,
+            scope: parse_scope(self.scope)?,
+            effective: Timestamp::from_millis(self.effective),
+            conditional: self.conditional,
+        }))
+    }
+
+    /// The row as the audit shows it, with its place in the chain.
+    pub fn consent_row(&self, hash: Hash, prev: Hash) -> Result<ConsentRow> {
+        Ok(ConsentRow {
+            seq: self.seq,
+            action: self.action()?,
+            scope: parse_scope(self.scope)?,
+            at: Timestamp::from_millis(self.at),
+            received_at: Timestamp::from_millis(self.received_at),
+            effective: Timestamp::from_millis(self.effective),
+            conditional: self.conditional,
+            source: self.source.to_owned(),
+            evidence: self.evidence.map(str::to_owned),
+            salt: self.salt.and_then(|s| <[u8; SALT_LEN]>::try_from(s).ok()),
+            sealed: self.personal.and_then(Hash::from_slice),
+            prev,
+            hash,
+        })
+    }
+}
+
+/// Walks the chains of the addresses of one read, in order.
+pub(crate) struct TrailWalk<'b> {
+    business: &'b str,
+    chain: Option<Chain>,
+}
+
+impl<'b> TrailWalk<'b> {
+    pub fn new(business: &'b str) -> Self {
+        TrailWalk {
+            business,
+            chain: None,
+        }
+    }
+
+    /// An address row: a new address finishes the chain before it (its
+    /// recorded head must be where its events ended) and starts its own.
+    pub fn address(&mut self, a: &AddressHead<'_>) -> Result<()> {
+        if self.chain.as_ref().is_some_and(|c| c.user == a.user) {
+            return Ok(());
+        }
+        if let Some(done) = &self.chain {
+            done.finish()?;
+        }
+        self.chain = Some(Chain {
+            user: a.user,
+            key: a.key.to_owned(),
+            count: a.count,
+            head: a
+                .head
+                .map(|h| Hash::from_slice(h).unwrap_or(Hash([0xff; 32]))),
+            next: 1,
+            prev: Hash::ZERO,
+        });
+        Ok(())
+    }
+
+    /// The key of the address being walked.
+    pub fn key(&self) -> &str {
+        self.chain.as_ref().map_or("", |c| c.key.as_str())
+    }
+
+    /// Checks the next event of the current address; returns its hash and
+    /// the hash before it.
+    pub fn event(&mut self, e: &EventRow<'_>) -> Result<(Hash, Hash)> {
+        let business = self.business;
+        match self.chain.as_mut() {
+            Some(c) => c.step(business, e),
+            None => Err(corrupt(
+                "consent_events",
+                "an event before its address".into(),
+            )),
+        }
+    }
+
+    /// Finishes the last chain.
+    pub fn finish(self) -> Result<()> {
+        match &self.chain {
+            Some(c) => c.finish(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Walks one address's events in seq order and checks each hash.
+struct Chain {
+    user: i64,
+    key: String,
+    count: i64,
+    head: Option<Hash>,
+    next: i64,
+    prev: Hash,
+}
+
+impl Chain {
+    fn broken(&self, seq: i64, detail: &str) -> Error {
+        Error::ChainBroken {
+            user: self.key.clone(),
+            seq,
+            detail: detail.to_owned(),
+        }
+    }
+
+    fn step(&mut self, business: &str, e: &EventRow<'_>) -> Result<(Hash, Hash)> {
+        let seq = e.seq;
+        if seq != self.next {
+            return Err(self.broken(
+                self.next,
+                &format!("event {seq} found where {} was expected", self.next),
+            ));
+        }
+        let (at, received_at) = (
+            Timestamp::from_millis(e.at),
+            Timestamp::from_millis(e.received_at),
+        );
+        if e.effective != effective(at, received_at).as_millis() {
+            return Err(self.broken(seq, "its effective time is not min(at, received_at)"));
+        }
+        let personal = match e.personal {
+            Some(sealed) => Personal::Sealed(
+                Hash::from_slice(sealed)
+                    .ok_or_else(|| self.broken(seq, "its sealed digest is not 32 bytes"))?,
+            ),
+            None => Personal::Open {
+                salt: e
+                    .salt
+                    .filter(|s| s.len() == SALT_LEN)
+                    .ok_or_else(|| self.broken(seq, "its salt is missing"))?,
+                user: &self.key,
+                evidence: e.evidence,
+            },
+        };
+        let link = Link {
+            business,
+            seq,
+            action: parse_action(e.action)?,
+            scope: parse_scope(e.scope)?,
+            at,
+            received_at,
+            conditional: e.conditional,
+            source: e.source,
+            personal,
+        };
+        let stored = e
+            .hash
+            .and_then(Hash::from_slice)
+            .ok_or_else(|| self.broken(seq, "its hash is missing"))?;
+        let prev = self.prev;
+        let hash = link.hash(&prev);
+        if hash != stored {
+            return Err(self.broken(seq, "its hash does not match its content"));
+        }
+        self.prev = hash;
+        self.next += 1;
+        Ok((hash, prev))
+    }
+
+    fn finish(&self) -> Result<()> {
+        let n = self.next - 1;
+        let ok = n == self.count
+            && match self.head {
+                None => n == 0,
+                Some(h) => n > 0 && h == self.prev,
+            };
+        if ok {
+            Ok(())
+        } else {
+            Err(self.broken(
+                n + 1,
+                &format!("the address records {} events and a head that its trail of {n} does not end in", self.count),
+            ))
+        }
+    }
+}
+
+pub(crate) fn parse_action(s: &str) -> Result<Action> {
+    s.parse()
+        .map_err(|e| corrupt("consent_events", format!("{e}")))
+}
+
+pub(crate) fn parse_scope(s: &str) -> Result<Scope> {
+    s.parse()
+        .map_err(|e| corrupt("consent_events", format!("{e}")))
+}
