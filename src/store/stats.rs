@@ -5,7 +5,7 @@ use rusqlite::params;
 use super::Db;
 use super::trail::{parse_action, parse_scope};
 use crate::error::Result;
-use crate::policy::{ConsentFact, ConsentState, WINDOW_MS, fold};
+use crate::policy::{Action, ConsentFact, ConsentState, WINDOW_MS, fold};
 use crate::time::Timestamp;
 
 /// Counts over one business.
@@ -77,7 +77,7 @@ impl Db<'_> {
         stats.open_windows = u64::try_from(open).unwrap_or(0);
         // Fold each person's events, one person at a time.
         let mut stmt = self.0.prepare_cached(
-            "SELECT u.person_id, c.action, c.scope, c.effective, c.conditional
+            "SELECT u.person_id, c.action, c.scope, c.effective, c.conditional, c.personal IS NOT NULL
              FROM consent_events c JOIN users u ON u.id = c.user_id
              WHERE c.business_id = ?1 ORDER BY u.person_id",
         )?;
@@ -96,8 +96,14 @@ impl Db<'_> {
                 facts.clear();
             }
             current = Some(person);
+            let action = parse_action(r.get_ref(1)?.as_str()?)?;
+            let sealed: bool = r.get(5)?;
+            // A forgotten person's opt-ins no longer count (Business::forget).
+            if sealed && action == Action::OptIn {
+                continue;
+            }
             facts.push(ConsentFact {
-                action: parse_action(r.get_ref(1)?.as_str()?)?,
+                action,
                 scope: parse_scope(r.get_ref(2)?.as_str()?)?,
                 effective: Timestamp::from_millis(r.get(3)?),
                 conditional: r.get(4)?,

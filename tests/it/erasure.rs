@@ -231,6 +231,9 @@ fn an_opted_in_person_loses_the_opt_in_with_its_proof() {
     assert_eq!(reason(&b, &freeform(&user(1))), Reason::NoOptIn);
     assert_eq!(reason(&b, &utility(&user(1))), Reason::NoOptIn);
     assert_eq!(reason(&b, &freeform(&user(3))), Reason::NoOptIn);
+    // Counted as nobody: neither opted in nor out.
+    let stats = b.stats().unwrap();
+    assert_eq!((stats.opted_in, stats.opted_out), (0, 0), "{stats:?}");
     // A keyword "yes" is no opt-in (there is no opt-out before it)...
     clock.set(t(2 * HOUR));
     b.ingest(&inbound(
