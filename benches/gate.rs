@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rusqlite::{Connection, TransactionBehavior, params};
-use wagate::chain::{Hash, Link, Personal, SALT_LEN};
+use wagate::chain::{Evidence, Hash, Link, SALT_LEN, subject};
 use wagate::policy::{ConsentFact, Facts, PolicyConfig, TemplateFacts, WindowFacts, decide};
 use wagate::{
     Action, Address, Category, Content, Event, Gate, InboundMessage, ManualClock, MessageKind,
@@ -167,6 +167,13 @@ fn fixture(users: u64) -> PathBuf {
             |r| r.get(0),
         )
         .unwrap();
+    let secret: Vec<u8> = tx
+        .query_row(
+            "SELECT value FROM secrets WHERE name = 'tombstone'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     {
         // Each user is a person of one address; the chain head is written
         // with the user row, the chained events after it.
@@ -202,6 +209,7 @@ fn fixture(users: u64) -> PathBuf {
             let mut t = T0 + rng.below(DAY as u64) as i64;
             let mut events = Vec::with_capacity(EVENTS_PER_USER as usize);
             let mut prev = Hash::ZERO;
+            let subject = subject(&secret, business, &key);
             for seq in 1..=EVENTS_PER_USER as i64 {
                 let roll = rng.below(100);
                 let (action, scope, conditional, source) = match roll {
@@ -230,10 +238,10 @@ fn fixture(users: u64) -> PathBuf {
                     received_at: Timestamp::from_millis(t),
                     conditional,
                     source,
-                    personal: Personal::Open {
+                    subject,
+                    evidence: Evidence::Open {
                         salt: &salt,
-                        user: &key,
-                        evidence: Some(&evidence),
+                        text: Some(&evidence),
                     },
                 }
                 .hash(&prev);
@@ -411,7 +419,7 @@ impl RawCheck {
                 .prepare_cached(
                     "SELECT u.id, u.key, u.consent_count, u.consent_head,
                             c.seq, c.action, c.scope, c.at, c.received_at, c.effective, c.conditional,
-                            c.source, c.evidence, c.hash, c.salt, c.personal
+                            c.source, c.evidence, c.hash, c.salt, c.evidence_digest
                      FROM users u LEFT JOIN consent_events c
                        ON c.business_id = u.business_id AND c.user_id = u.id
                      WHERE u.business_id = ?1 AND u.id = ?2 ORDER BY u.id, c.seq",

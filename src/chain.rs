@@ -6,28 +6,31 @@
 //! each field in order, its length as 4 bytes big-endian and its bytes:
 //! `"wagate.consent.v2"`, business name, seq (decimal, from 1), action,
 //! scope, at and received_at (unix milliseconds, decimal), conditional
-//! (`0`/`1`), source, and `personal`, the 32-byte digest of the event's
-//! personal fields:
+//! (`0`/`1`), source, `subject` and `evidence`:
 //!
-//! `personal = SHA-256(enc("wagate.personal.v1", salt, user, evidence))`
+//! - `subject` (32 bytes) stands for the address: HMAC-SHA256 under the
+//!   database's secret of `enc("wagate.subject.v1", business id, address)`
+//!   ([`subject`]). An erased address's row keeps it as its key
+//!   (`erased:` and its hex, [`tombstone`]), so the chain binds the row's
+//!   key before and after erasure: a key changed behind the gate's back
+//!   breaks it.
+//! - `evidence` (32 bytes) is `SHA-256(enc("wagate.evidence.v1", salt,
+//!   text))` with a random 16-byte `salt` per event and the text (`0` when
+//!   absent, else `1` followed by it). Erasure keeps this digest and drops
+//!   the salt and the text: the chain still verifies, and without the salt
+//!   the digest cannot be matched against guessed text.
 //!
-//! with a random 16-byte `salt` per event, the user address, and the
-//! evidence (`0` when absent, else `1` followed by the text).
-//! `docs/rules.md` has the same recipe and a Python verifier.
+//! `docs/rules.md` has the same recipe and a Python verifier. (Version 1
+//! hashed the address and evidence themselves; migration 4 re-hashes
+//! version 1 chains once, after checking them.)
 //!
-//! The split is what lets erasure ([`crate::Business::forget`]) and the
-//! chain live together: forgetting a person keeps each event's `personal`
-//! digest and drops its salt, address and evidence. The chain still
-//! verifies link by link, and without the salt the digest cannot be
-//! matched against guessed phone numbers. (Version 1 hashed the address
-//! itself; migration 4 re-hashes version 1 chains once, after checking
-//! them.)
-//!
-//! The hash is plain, not keyed: anyone can re-verify an export without a
-//! secret. It catches corruption and edits by anyone who does not also
-//! rewrite every later hash; a rewrite of the whole chain is caught by
-//! comparing its head with one recorded elsewhere (`wagate verify` prints
-//! the heads). Pure: no IO.
+//! The chain hash itself is plain, not keyed: anyone can re-verify an
+//! export without a secret (the subject comes with each line; that it is
+//! the address's is for the database to check, which holds the secret).
+//! It catches corruption and edits by anyone who does not also rewrite
+//! every later hash; a rewrite of the whole chain is caught by comparing
+//! its head with one recorded elsewhere (`wagate verify` prints the
+//! heads). Pure: no IO.
 
 use std::fmt;
 
@@ -126,46 +129,40 @@ pub struct Link<'a> {
     pub conditional: bool,
     /// Where it came from.
     pub source: &'a str,
-    /// The personal fields, or what erasure kept of them.
-    pub personal: Personal<'a>,
+    /// The address's subject ([`subject`]).
+    pub subject: Hash,
+    /// The evidence, or what erasure kept of it.
+    pub evidence: Evidence<'a>,
 }
 
 /// The length of each event's salt, in bytes.
 pub const SALT_LEN: usize = 16;
 
-/// The personal fields of a consent event: in clear with the event's salt,
-/// or, once the person was forgotten, only their digest.
+/// The evidence of a consent event: in clear with the event's salt, or,
+/// once the person was forgotten, only its digest.
 #[derive(Clone, Copy, Debug)]
-pub enum Personal<'a> {
-    /// The fields as recorded.
+pub enum Evidence<'a> {
+    /// As recorded.
     Open {
         /// The event's random salt ([`SALT_LEN`] bytes).
         salt: &'a [u8],
-        /// The user address the event was recorded under.
-        user: &'a str,
-        /// Proof, if any.
-        evidence: Option<&'a str>,
+        /// The text, if any.
+        text: Option<&'a str>,
     },
-    /// What erasure keeps: the digest of the fields above.
+    /// What erasure keeps: the digest of the above.
     Sealed(Hash),
 }
 
-impl Personal<'_> {
-    /// `SHA-256(enc("wagate.personal.v1", salt, user, evidence))`, or the
-    /// kept digest.
+impl Evidence<'_> {
+    /// `SHA-256(enc("wagate.evidence.v1", salt, text))`, or the kept digest.
     pub fn digest(&self) -> Hash {
         match *self {
-            Personal::Sealed(h) => h,
-            Personal::Open {
-                salt,
-                user,
-                evidence,
-            } => {
+            Evidence::Sealed(h) => h,
+            Evidence::Open { salt, text } => {
                 let mut h = Digest::new();
-                h.field(PERSONAL_TAG.as_bytes());
+                h.field(EVIDENCE_TAG.as_bytes());
                 h.field(salt);
-                h.field(user.as_bytes());
-                match evidence {
+                match text {
                     None => h.field(b"0"),
                     Some(e) => h.parts(&[b"1", e.as_bytes()]),
                 }
@@ -175,11 +172,52 @@ impl Personal<'_> {
     }
 }
 
+/// The subject of `address` in the business with row id `business`:
+/// HMAC-SHA256 under the database's `secret` of
+/// `enc("wagate.subject.v1", business id in decimal, address)`. What a
+/// consent chain binds the address by, and what its tombstone keeps.
+pub fn subject(secret: &[u8], business: i64, address: &str) -> Hash {
+    use hmac::{KeyInit as _, Mac as _};
+    let mut d = Digest::new();
+    d.field(SUBJECT_TAG.as_bytes());
+    let mut buf = [0u8; 20];
+    d.field(decimal(business, &mut buf));
+    d.field(address.as_bytes());
+    // HMAC takes a key of any length: new_from_slice cannot fail.
+    match hmac::Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(mut mac) => {
+            mac.update(&d.0);
+            Hash::from_slice(&mac.finalize().into_bytes()).unwrap_or(Hash::ZERO)
+        }
+        Err(_) => Hash::ZERO,
+    }
+}
+
+/// The prefix of a tombstone key.
+pub const TOMBSTONE: &str = "erased:";
+
+/// The key an erased address's row keeps: `erased:` and its subject in hex.
+pub fn tombstone(subject: &Hash) -> String {
+    format!("{TOMBSTONE}{}", subject.to_hex())
+}
+
+/// The subject a stored key stands for: a tombstone's own, or the HMAC of
+/// an address; `None` for a tombstone that is not 64 hex digits.
+pub fn subject_of_key(secret: &[u8], business: i64, key: &str) -> Option<Hash> {
+    match key.strip_prefix(TOMBSTONE) {
+        Some(hex) => Hash::from_hex(hex),
+        None => Some(subject(secret, business, key)),
+    }
+}
+
 /// Domain tag of version 2 of the encoding.
 const TAG: &str = "wagate.consent.v2";
 
-/// Domain tag of the personal digest.
-const PERSONAL_TAG: &str = "wagate.personal.v1";
+/// Domain tag of the evidence digest.
+const EVIDENCE_TAG: &str = "wagate.evidence.v1";
+
+/// Domain tag of the subject.
+const SUBJECT_TAG: &str = "wagate.subject.v1";
 
 /// SHA-256 over length-prefixed fields (4 bytes big-endian, then the
 /// bytes): the encoding of the chain, also used for digests of heads. The
@@ -228,7 +266,7 @@ impl Digest {
 impl Link<'_> {
     /// `SHA-256(prev || enc(self))`.
     pub fn hash(&self, prev: &Hash) -> Hash {
-        let personal = self.personal.digest();
+        let evidence = self.evidence.digest();
         let mut h = Digest::new();
         h.raw(&prev.0);
         h.field(TAG.as_bytes());
@@ -241,7 +279,8 @@ impl Link<'_> {
         h.field(decimal(self.received_at.as_millis(), &mut buf));
         h.field(if self.conditional { b"1" } else { b"0" });
         h.field(self.source.as_bytes());
-        h.field(&personal.0);
+        h.field(&self.subject.0);
+        h.field(&evidence.0);
         h.finish()
     }
 }
@@ -323,6 +362,7 @@ mod tests {
     use super::*;
 
     const SALT: [u8; SALT_LEN] = [7; SALT_LEN];
+    const SECRET: [u8; 32] = [9; 32];
 
     fn link(evidence: Option<&str>) -> Link<'_> {
         Link {
@@ -334,10 +374,10 @@ mod tests {
             received_at: Timestamp::from_millis(2),
             conditional: false,
             source: "web_form",
-            personal: Personal::Open {
+            subject: subject(&SECRET, 1, "whatsapp:+15550001111"),
+            evidence: Evidence::Open {
                 salt: &SALT,
-                user: "whatsapp:+15550001111",
-                evidence,
+                text: evidence,
             },
         }
     }
@@ -352,13 +392,8 @@ mod tests {
         assert_eq!(Hash::from_slice(&[0; 31]), None);
     }
 
-    fn personal(salt: &[u8], user: &str, evidence: Option<&str>) -> Hash {
-        Personal::Open {
-            salt,
-            user,
-            evidence,
-        }
-        .digest()
+    fn evidence(salt: &[u8], text: Option<&str>) -> Hash {
+        Evidence::Open { salt, text }.digest()
     }
 
     #[test]
@@ -401,32 +436,38 @@ mod tests {
                 source: "web_forms",
                 ..link(None)
             },
+            Link {
+                subject: subject(&SECRET, 1, "whatsapp:+15550001112"),
+                ..link(None)
+            },
         ];
         for l in changed {
             assert_ne!(base, other(l), "{l:?}");
         }
-        // The personal digest covers the salt, the user and the evidence,
-        // and length prefixes keep them apart.
-        let p = personal(&SALT, "whatsapp:+15550001111", None);
-        assert_ne!(p, personal(&[8; SALT_LEN], "whatsapp:+15550001111", None));
-        assert_ne!(p, personal(&SALT, "whatsapp:+15550001112", None));
-        assert_ne!(p, personal(&SALT, "whatsapp:+15550001111", Some("")));
-        assert_ne!(
-            personal(&SALT, "ab", Some("c")),
-            personal(&SALT, "a", Some("bc"))
-        );
+        // The evidence digest covers the salt and the text.
+        assert_ne!(evidence(&SALT, None), evidence(&[8; SALT_LEN], None));
+        assert_ne!(evidence(&SALT, None), evidence(&SALT, Some("")));
+        // The subject depends on the secret, the business and the address.
+        let s = subject(&SECRET, 1, "whatsapp:+15550001111");
+        assert_ne!(s, subject(&[8; 32], 1, "whatsapp:+15550001111"));
+        assert_ne!(s, subject(&SECRET, 2, "whatsapp:+15550001111"));
+        assert_ne!(s, subject(&SECRET, 1, "whatsapp:+15550001112"));
+        // A tombstone stands for the subject it was made of.
+        assert_eq!(subject_of_key(&SECRET, 1, &tombstone(&s)), Some(s));
+        assert_eq!(subject_of_key(&SECRET, 1, "whatsapp:+15550001111"), Some(s));
+        assert_eq!(subject_of_key(&SECRET, 1, "erased:00"), None);
     }
 
     #[test]
     fn a_sealed_event_hashes_as_it_did_open() {
         let open = link(Some("form v3"));
         let sealed = Link {
-            personal: Personal::Sealed(open.personal.digest()),
+            evidence: Evidence::Sealed(open.evidence.digest()),
             ..open
         };
         assert_eq!(open.hash(&Hash::ZERO), sealed.hash(&Hash::ZERO));
         let wrong = Link {
-            personal: Personal::Sealed(Hash::ZERO),
+            evidence: Evidence::Sealed(Hash::ZERO),
             ..open
         };
         assert_ne!(open.hash(&Hash::ZERO), wrong.hash(&Hash::ZERO));
@@ -439,7 +480,7 @@ mod tests {
         let h = link(Some("form v3")).hash(&Hash::ZERO);
         assert_eq!(
             h.to_hex(),
-            "251433eddfed3747f8c737e59d38d99f66e82fbfd0b16ec92e3c99471503fd42"
+            "dadf326129f70d1f846c811c500933cbe1e48b0c9dd729b82877f361dc89f30f"
         );
         let v1 = LinkV1 {
             business: "acme",

@@ -7,7 +7,7 @@
 -- 32-byte digest that its hash already covers. Every other column stays.
 CREATE TRIGGER consent_events_no_update BEFORE UPDATE ON consent_events
 WHEN NOT (
-    OLD.personal IS NULL AND NEW.personal IS NOT NULL AND length(NEW.personal) = 32
+    OLD.evidence_digest IS NULL AND NEW.evidence_digest IS NOT NULL AND length(NEW.evidence_digest) = 32
     AND NEW.salt IS NULL AND NEW.evidence IS NULL
     AND NEW.business_id = OLD.business_id AND NEW.user_id = OLD.user_id
     AND NEW.seq = OLD.seq AND NEW.action = OLD.action AND NEW.scope = OLD.scope
@@ -20,7 +20,7 @@ BEGIN SELECT RAISE(ABORT, 'consent_events is append-only (erasure may only seal 
 -- Every event arrives with its hash and its salt, in clear.
 CREATE TRIGGER consent_events_hashed BEFORE INSERT ON consent_events
 WHEN NEW.hash IS NULL OR length(NEW.hash) != 32
-  OR NEW.salt IS NULL OR length(NEW.salt) != 16 OR NEW.personal IS NOT NULL
+  OR NEW.salt IS NULL OR length(NEW.salt) != 16 OR NEW.evidence_digest IS NOT NULL
 BEGIN SELECT RAISE(ABORT, 'a consent event needs its 32-byte chain hash and 16-byte salt'); END;
 
 -- Links are never undone; erasure may only blank the source (a message
@@ -33,3 +33,11 @@ WHEN NOT (
     AND (SELECT key FROM users WHERE id = OLD.phone_id) LIKE 'erased:%'
     AND (SELECT key FROM users WHERE id = OLD.bsuid_id) LIKE 'erased:%')
 BEGIN SELECT RAISE(ABORT, 'links are never undone'); END;
+
+-- An address is never renamed: erasure only turns a clear key into a
+-- tombstone, and a tombstone never changes. (The consent chain binds each
+-- row's key through its subject as well: a key changed behind these
+-- guards breaks it.)
+CREATE TRIGGER users_key_guard BEFORE UPDATE OF key ON users
+WHEN NEW.key IS NOT OLD.key AND (OLD.key LIKE 'erased:%' OR NEW.key NOT LIKE 'erased:%')
+BEGIN SELECT RAISE(ABORT, 'an address is never renamed (erasure only turns it into its tombstone)'); END;

@@ -20,7 +20,7 @@ impl Business {
     ///   text is gone from the disk, not only from the tables.
     /// - **Stays:** one tombstone per address, keyed by HMAC-SHA256 under a
     ///   secret of the database, with its consent events (action, scope,
-    ///   times, source) and each event's personal digest, so that the
+    ///   times, source) and each event's evidence digest, so that the
     ///   chain still verifies and every head is unchanged; links between
     ///   the tombstones; send attempts (decision, key, state) under the
     ///   tombstone.

@@ -4,9 +4,9 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::trail::{AddressHead, EventRow, TrailWalk, parse_action, parse_scope};
+use super::trail::{AddressHead, EventRow, TrailWalk, Walked, parse_action, parse_scope};
 use super::{AddressRow, BusinessRef, Db, corrupt};
-use crate::chain::{Hash, Link, LinkV1, Personal, SALT_LEN};
+use crate::chain::{Evidence, Hash, Link, LinkV1, SALT_LEN, subject_of_key};
 use crate::error::{Error, Result};
 use crate::policy::{Action, ConsentFact, Scope};
 use crate::time::{Timestamp, effective};
@@ -51,12 +51,14 @@ pub struct ConsentRow {
     pub source: String,
     /// Proof; `None` once the person was forgotten.
     pub evidence: Option<String>,
-    /// The event's salt (part of its personal digest, see
+    /// The event's salt (part of its evidence digest, see
     /// [`crate::chain`]); `None` once the person was forgotten.
     pub salt: Option<[u8; SALT_LEN]>,
-    /// The personal digest kept by erasure, for a forgotten person's
-    /// events (`None` while the fields are in clear).
+    /// The evidence digest kept by erasure, for a forgotten person's
+    /// events (`None` while the evidence is in clear).
     pub sealed: Option<Hash>,
+    /// The address's subject, which the hash covers ([`crate::chain::subject`]).
+    pub subject: Hash,
     /// The hash of the previous event of the address (zeros for the first).
     pub prev: Hash,
     /// This event's hash.
@@ -104,7 +106,7 @@ pub(super) enum Who {
 
 const TRAIL: &str = "SELECT u.id, u.key, u.consent_count, u.consent_head,
         c.seq, c.action, c.scope, c.at, c.received_at, c.effective, c.conditional, c.source,
-        c.evidence, c.hash, c.salt, c.personal
+        c.evidence, c.hash, c.salt, c.evidence_digest
  FROM users u LEFT JOIN consent_events c ON c.business_id = u.business_id AND c.user_id = u.id";
 
 impl Db<'_> {
@@ -140,6 +142,13 @@ impl Db<'_> {
         };
         let seq = count + 1;
         let salt = new_salt()?;
+        let subject = subject_of_key(&self.secret()?, business.id, &user.key).ok_or_else(|| {
+            Error::ChainBroken {
+                user: user.key.clone(),
+                seq,
+                detail: "its key is a tombstone that is not 64 hex digits".into(),
+            }
+        })?;
         let hash = Link {
             business: business.name,
             seq,
@@ -149,10 +158,10 @@ impl Db<'_> {
             received_at: c.received_at,
             conditional: c.conditional,
             source: c.source,
-            personal: Personal::Open {
+            subject,
+            evidence: Evidence::Open {
                 salt: &salt,
-                user: &user.key,
-                evidence: c.evidence,
+                text: c.evidence,
             },
         }
         .hash(&prev);
@@ -230,7 +239,7 @@ impl Db<'_> {
         self,
         business: BusinessRef<'_>,
         who: Who,
-        mut f: impl FnMut(&str, &EventRow<'_>, Hash, Hash) -> Result<()>,
+        mut f: impl FnMut(&Walked<'_>, &EventRow<'_>) -> Result<()>,
     ) -> Result<()> {
         let (sql, arg) = match who {
             Who::Person(p) => (
@@ -250,7 +259,8 @@ impl Db<'_> {
         };
         let mut stmt = self.0.prepare_cached(&sql)?;
         let mut rows = stmt.query(params![business.id, arg])?;
-        let mut walk = TrailWalk::new(business.name);
+        let secret = self.secret()?;
+        let mut walk = TrailWalk::new(business, &secret);
         while let Some(r) = rows.next()? {
             walk.address(&AddressHead {
                 user: r.get(0)?,
@@ -274,10 +284,10 @@ impl Db<'_> {
                 evidence: r.get_ref(12)?.as_str_or_null()?,
                 hash: r.get_ref(13)?.as_blob_or_null()?,
                 salt: r.get_ref(14)?.as_blob_or_null()?,
-                personal: r.get_ref(15)?.as_blob_or_null()?,
+                evidence_digest: r.get_ref(15)?.as_blob_or_null()?,
             };
-            let (hash, prev) = walk.event(&e)?;
-            f(walk.key(), &e, hash, prev)?;
+            let at = walk.event(&e)?;
+            f(&at, &e)?;
         }
         walk.finish()
     }
@@ -295,7 +305,7 @@ impl Db<'_> {
         as_of: Option<Timestamp>,
     ) -> Result<Vec<ConsentFact>> {
         let mut out = Vec::new();
-        let mut push = |_: &str, e: &EventRow<'_>, _: Hash, _: Hash| -> Result<()> {
+        let mut push = |_: &Walked<'_>, e: &EventRow<'_>| -> Result<()> {
             if as_of.is_some_and(|t| e.received_at > t.as_millis()) {
                 return Ok(());
             }
@@ -329,8 +339,8 @@ impl Db<'_> {
         person: i64,
     ) -> Result<Vec<(String, ConsentRow)>> {
         let mut out = Vec::new();
-        self.trail(business, Who::Person(person), |key, e, hash, prev| {
-            out.push((key.to_owned(), e.consent_row(hash, prev)?));
+        self.trail(business, Who::Person(person), |at, e| {
+            out.push((at.key.to_owned(), e.consent_row(at)?));
             Ok(())
         })?;
         out.sort_by(|(ka, a), (kb, b)| (a.effective, ka, a.seq).cmp(&(b.effective, kb, b.seq)));
@@ -350,10 +360,10 @@ impl Db<'_> {
         since: Option<Timestamp>,
         mut f: impl FnMut(&str, &ConsentRow) -> Result<()>,
     ) -> Result<()> {
-        self.trail(business, Who::All, |key, e, hash, prev| {
-            let row = e.consent_row(hash, prev)?;
+        self.trail(business, Who::All, |at, e| {
+            let row = e.consent_row(at)?;
             if since.is_none_or(|s| row.received_at >= s) {
-                f(key, &row)?;
+                f(at.key, &row)?;
             }
             Ok(())
         })
@@ -388,7 +398,7 @@ impl Db<'_> {
                 digest.field(head.as_deref().unwrap_or_default());
             }
             let mut events = 0u64;
-            match self.trail(business, Who::Address(id), |_, _, _, _| {
+            match self.trail(business, Who::Address(id), |_, _| {
                 events += 1;
                 Ok(())
             }) {
@@ -554,6 +564,7 @@ pub(super) fn new_salt() -> Result<[u8; SALT_LEN]> {
 /// rows have no salt), so nothing a tamperer changed is blessed by the
 /// upgrade, and only that address's decisions fail, as before.
 pub(super) fn rechain_v2(db: Db<'_>) -> Result<()> {
+    let secret = db.secret()?;
     for (business, name) in db.businesses()? {
         let users: Vec<(i64, String)> =
             db.0.prepare("SELECT id, key FROM users WHERE business_id = ?1 ORDER BY id")?
@@ -639,6 +650,9 @@ pub(super) fn rechain_v2(db: Db<'_>) -> Result<()> {
             {
                 continue;
             }
+            let Some(subject) = subject_of_key(&secret, business, &key) else {
+                continue;
+            };
             let mut prev = Hash::ZERO;
             for e in &old {
                 let salt = new_salt()?;
@@ -651,10 +665,10 @@ pub(super) fn rechain_v2(db: Db<'_>) -> Result<()> {
                     received_at: e.received_at,
                     conditional: e.conditional,
                     source: &e.source,
-                    personal: Personal::Open {
+                    subject,
+                    evidence: Evidence::Open {
                         salt: &salt,
-                        user: &key,
-                        evidence: e.evidence.as_deref(),
+                        text: e.evidence.as_deref(),
                     },
                 }
                 .hash(&prev);

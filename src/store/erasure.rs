@@ -1,26 +1,27 @@
 //! Erasure that keeps suppression ([`crate::Business::forget`]).
 //!
 //! Forgetting a person turns each of their address rows into a tombstone:
-//! the key becomes `erased:` and the hex HMAC-SHA256, under a secret of
-//! the database, of (business, address). The row keeps its id, its person
-//! and its consent chain, so a number or id that comes back (an inbound, a
-//! re-import, a send) finds the same row through the tombstone, and an
-//! opt-out recorded before the erasure still stops it. What identifies
-//! the person goes: the address text, each consent event's evidence and
-//! salt (its personal digest is kept: the chain still verifies, see
-//! [`crate::chain`]), the ids of their messages, their windows, and the
-//! message ids of links and of feedback about messages sent elsewhere.
+//! the key becomes `erased:` and the hex of the address's subject, the
+//! HMAC-SHA256 under a secret of the database of (business, address)
+//! ([`crate::chain::subject`]), which the consent chain already covers.
+//! The row keeps its id, its person and its consent chain, so a number or
+//! id that comes back (an inbound, a re-import, a send) finds the same row
+//! through the tombstone, and an opt-out recorded before the erasure still
+//! stops it. What identifies the person goes: the address text, each
+//! consent event's evidence and salt (its evidence digest is kept: the
+//! chain still verifies), the ids of their messages, their windows, the
+//! message ids of links and of feedback about messages sent elsewhere, and
+//! the recipient, provider id, error text and worded facts of their sends.
 
-use hmac::{KeyInit as _, Mac as _};
 use rusqlite::{OptionalExtension, params};
 
 use super::{BusinessRef, Db, corrupt};
-use crate::chain::{Digest, Hash, Personal, SALT_LEN};
+use crate::chain::{Evidence, Hash, SALT_LEN, subject_of_key, tombstone};
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
 
 /// The prefix of a tombstone key.
-pub const TOMBSTONE: &str = "erased:";
+pub use crate::chain::TOMBSTONE;
 
 /// What [`Db::forget`] erased.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -68,21 +69,25 @@ pub(super) fn init_secret(db: Db<'_>) -> Result<()> {
     super::consent::rechain_v2(db)
 }
 
-/// The tombstone key of `address` in `business` under `secret`.
-fn tombstone_key(secret: &[u8], business: i64, address: &str) -> Result<String> {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret)
-        .map_err(|e| corrupt("secrets", e.to_string()))?;
-    let mut d = Digest::new();
-    d.field(b"wagate.tombstone.v1");
-    d.field(business.to_string().as_bytes());
-    d.field(address.as_bytes());
-    mac.update(&d.into_bytes());
-    let tag = Hash::from_slice(&mac.finalize().into_bytes()).unwrap_or(Hash::ZERO);
-    Ok(format!("{TOMBSTONE}{}", tag.to_hex()))
+/// The tombstone key of `address` (or the tombstone itself) in `business`
+/// under `secret`: `erased:` and the hex of its subject.
+pub(super) fn tombstone_key(secret: &[u8], business: i64, address: &str) -> Result<String> {
+    subject_of_key(secret, business, address)
+        .map(|s| tombstone(&s))
+        .ok_or_else(|| {
+            corrupt(
+                "users",
+                format!("{address} is a tombstone that is not 64 hex digits"),
+            )
+        })
 }
 
 impl Db<'_> {
-    fn secret(self) -> Result<Vec<u8>> {
+    /// The database's secret (subjects and tombstones are keyed with it).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when it is missing, or a store error.
+    pub(super) fn secret(self) -> Result<Vec<u8>> {
         let found: Option<Vec<u8>> = self
             .0
             .prepare_cached("SELECT value FROM secrets WHERE name = 'tombstone'")?
@@ -97,10 +102,13 @@ impl Db<'_> {
     /// The tombstone `address` would have in `business`, when the business
     /// has forgotten anyone (otherwise `None`, without hashing).
     pub(super) fn tombstone_if_any(self, business: i64, address: &str) -> Result<Option<String>> {
+        // Decided by the keys themselves (a range of the key index), not
+        // by a column that could be cleared behind the gate's back.
         let any: bool = self
             .0
             .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE business_id = ?1 AND erased_at IS NOT NULL)",
+                "SELECT EXISTS (SELECT 1 FROM users WHERE business_id = ?1
+                                  AND key >= 'erased:' AND key < 'erased;')",
             )?
             .query_row([business], |r| r.get(0))?;
         if !any {
@@ -139,7 +147,7 @@ impl Db<'_> {
             } else {
                 tombstone_key(&secret, business.id, &row.key)?
             };
-            let open = self.open_events(business, row.id, &row.key)?;
+            let open = self.open_events(business, row.id)?;
             self.0
                 .prepare_cached("UPDATE users SET key = ?2, erased_at = ?3 WHERE id = ?1")?
                 .execute(params![row.id, tomb, now.as_millis()])?;
@@ -178,60 +186,64 @@ impl Db<'_> {
         scrub.retain(|(key, tomb)| key != tomb);
         scrub.sort();
         scrub.dedup();
+        // A send's recipient, provider id, error text, and what its facts
+        // say in words (a rendered template, a problem naming an address):
+        // by the person's rows (sends after a first erasure, to a number
+        // that came back, included) and by the address as sent to (an
+        // address never recorded).
+        const SCRUB: &str = "UPDATE sends SET recipient = ?3, provider_id = NULL, error = NULL,
+                 facts = CASE WHEN facts IS NULL THEN NULL
+                              ELSE json_remove(facts, '$.rendered', '$.problem') END
+             WHERE business_id = ?1 AND (recipient IS NOT ?3 OR provider_id IS NOT NULL
+                                         OR error IS NOT NULL) AND ";
+        for row in &rows {
+            let tomb = tombstone_key(&secret, business.id, &row.key)?;
+            done.send_attempts += self
+                .0
+                .prepare_cached(&format!("{SCRUB} user_id = ?2"))?
+                .execute(params![business.id, row.id, tomb])?;
+        }
         for (key, tomb) in &scrub {
             done.send_attempts += self
                 .0
-                .prepare_cached(
-                    "UPDATE sends SET recipient = ?3, provider_id = NULL, error = NULL
-                     WHERE business_id = ?1 AND recipient = ?2",
-                )?
+                .prepare_cached(&format!("{SCRUB} recipient = ?2"))?
                 .execute(params![business.id, key, tomb])?;
         }
         Ok(done)
     }
 
-    /// The personal digest of every open event of one address (read
-    /// under its stored key), after verifying its chain.
-    fn open_events(
-        self,
-        business: BusinessRef<'_>,
-        user: i64,
-        key: &str,
-    ) -> Result<Vec<(i64, Hash)>> {
+    /// The evidence digest of every open event of one address, after
+    /// verifying its chain.
+    fn open_events(self, business: BusinessRef<'_>, user: i64) -> Result<Vec<(i64, Hash)>> {
         let mut open = Vec::new();
-        self.trail(
-            business,
-            super::consent::Who::Address(user),
-            |_, e, _, _| {
-                if !e.sealed() {
-                    let salt = e.salt.unwrap_or_default();
-                    if salt.len() != SALT_LEN {
-                        return Err(corrupt(
-                            "consent_events",
-                            "an open event without its salt".into(),
-                        ));
-                    }
-                    let digest = Personal::Open {
-                        salt,
-                        user: key,
-                        evidence: e.evidence,
-                    }
-                    .digest();
-                    open.push((e.seq, digest));
+        self.trail(business, super::consent::Who::Address(user), |_, e| {
+            if !e.sealed() {
+                let salt = e.salt.unwrap_or_default();
+                if salt.len() != SALT_LEN {
+                    return Err(corrupt(
+                        "consent_events",
+                        "an open event without its salt".into(),
+                    ));
                 }
-                Ok(())
-            },
-        )?;
+                let digest = Evidence::Open {
+                    salt,
+                    text: e.evidence,
+                }
+                .digest();
+                open.push((e.seq, digest));
+            }
+            Ok(())
+        })?;
         Ok(open)
     }
 
     /// Seals events of an address that is a tombstone: each keeps its
-    /// personal digest and loses its salt and evidence.
+    /// evidence digest and loses its salt and evidence.
     fn seal(self, business: i64, user: i64, open: &[(i64, Hash)]) -> Result<usize> {
         for (seq, digest) in open {
             self.0
                 .prepare_cached(
-                    "UPDATE consent_events SET personal = ?4, salt = NULL, evidence = NULL
+                    "UPDATE consent_events SET evidence_digest = ?4, salt = NULL, evidence = NULL
                      WHERE business_id = ?1 AND user_id = ?2 AND seq = ?3",
                 )?
                 .execute(params![business, user, seq, &digest.0[..]])?;

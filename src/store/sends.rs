@@ -349,11 +349,22 @@ impl Db<'_> {
     /// # Errors
     /// A store error.
     pub fn finish_send(self, id: i64, a: &SendAnswer<'_>) -> Result<()> {
+        // A send whose person was forgotten while it was in flight keeps
+        // no message id or provider words (Business::forget).
         self.0
             .prepare_cached(
-                "UPDATE sends SET state = ?2, provider_id = ?3, error_code = ?4, error = ?5 WHERE id = ?1",
+                "UPDATE sends SET state = ?2, error_code = ?4,
+                     provider_id = CASE WHEN recipient LIKE 'erased:%' THEN NULL ELSE ?3 END,
+                     error = CASE WHEN recipient LIKE 'erased:%' THEN NULL ELSE ?5 END
+                 WHERE id = ?1",
             )?
-            .execute(params![id, a.state.as_str(), a.provider_id, a.error_code, a.error])?;
+            .execute(params![
+                id,
+                a.state.as_str(),
+                a.provider_id,
+                a.error_code,
+                a.error
+            ])?;
         Ok(())
     }
 

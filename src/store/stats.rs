@@ -77,7 +77,7 @@ impl Db<'_> {
         stats.open_windows = u64::try_from(open).unwrap_or(0);
         // Fold each person's events, one person at a time.
         let mut stmt = self.0.prepare_cached(
-            "SELECT u.person_id, c.action, c.scope, c.effective, c.conditional, c.personal IS NOT NULL
+            "SELECT u.person_id, c.action, c.scope, c.effective, c.conditional, c.evidence_digest IS NOT NULL
              FROM consent_events c JOIN users u ON u.id = c.user_id
              WHERE c.business_id = ?1 ORDER BY u.person_id",
         )?;

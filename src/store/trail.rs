@@ -5,7 +5,7 @@
 
 use super::consent::ConsentRow;
 use super::corrupt;
-use crate::chain::{Hash, Link, Personal, SALT_LEN};
+use crate::chain::{Evidence, Hash, Link, SALT_LEN, subject_of_key};
 use crate::error::{Error, Result};
 use crate::policy::{Action, ConsentFact, Scope};
 use crate::time::{Timestamp, effective};
@@ -33,7 +33,7 @@ pub(crate) struct EventRow<'r> {
     pub evidence: Option<&'r str>,
     pub hash: Option<&'r [u8]>,
     pub salt: Option<&'r [u8]>,
-    pub personal: Option<&'r [u8]>,
+    pub evidence_digest: Option<&'r [u8]>,
 }
 
 impl EventRow<'_> {
@@ -44,7 +44,7 @@ impl EventRow<'_> {
 
     /// Whether erasure sealed it: its salt and evidence are gone.
     pub fn sealed(&self) -> bool {
-        self.personal.is_some()
+        self.evidence_digest.is_some()
     }
 
     /// What the consent fold reads of it: `None` for an opt-in that
@@ -63,7 +63,13 @@ impl EventRow<'_> {
     }
 
     /// The row as the audit shows it, with its place in the chain.
-    pub fn consent_row(&self, hash: Hash, prev: Hash) -> Result<ConsentRow> {
+    pub fn consent_row(&self, at: &Walked<'_>) -> Result<ConsentRow> {
+        let Walked {
+            subject,
+            hash,
+            prev,
+            ..
+        } = *at;
         Ok(ConsentRow {
             seq: self.seq,
             action: self.action()?,
@@ -75,23 +81,39 @@ impl EventRow<'_> {
             source: self.source.to_owned(),
             evidence: self.evidence.map(str::to_owned),
             salt: self.salt.and_then(|s| <[u8; SALT_LEN]>::try_from(s).ok()),
-            sealed: self.personal.and_then(Hash::from_slice),
+            sealed: self.evidence_digest.and_then(Hash::from_slice),
+            subject,
             prev,
             hash,
         })
     }
 }
 
+/// Where a walked event sits: its address and subject, its hash and the
+/// hash before it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Walked<'w> {
+    pub key: &'w str,
+    pub subject: Hash,
+    pub hash: Hash,
+    pub prev: Hash,
+}
+
 /// Walks the chains of the addresses of one read, in order.
 pub(crate) struct TrailWalk<'b> {
     business: &'b str,
+    business_id: i64,
+    /// The database's secret, for each address's subject.
+    secret: &'b [u8],
     chain: Option<Chain>,
 }
 
 impl<'b> TrailWalk<'b> {
-    pub fn new(business: &'b str) -> Self {
+    pub fn new(business: super::BusinessRef<'b>, secret: &'b [u8]) -> Self {
         TrailWalk {
-            business,
+            business: business.name,
+            business_id: business.id,
+            secret,
             chain: None,
         }
     }
@@ -105,9 +127,17 @@ impl<'b> TrailWalk<'b> {
         if let Some(done) = &self.chain {
             done.finish()?;
         }
+        let subject = subject_of_key(self.secret, self.business_id, a.key).ok_or_else(|| {
+            Error::ChainBroken {
+                user: a.key.to_owned(),
+                seq: 1,
+                detail: "its key is a tombstone that is not 64 hex digits".into(),
+            }
+        })?;
         self.chain = Some(Chain {
             user: a.user,
             key: a.key.to_owned(),
+            subject,
             count: a.count,
             head: a
                 .head
@@ -118,17 +148,20 @@ impl<'b> TrailWalk<'b> {
         Ok(())
     }
 
-    /// The key of the address being walked.
-    pub fn key(&self) -> &str {
-        self.chain.as_ref().map_or("", |c| c.key.as_str())
-    }
-
-    /// Checks the next event of the current address; returns its hash and
-    /// the hash before it.
-    pub fn event(&mut self, e: &EventRow<'_>) -> Result<(Hash, Hash)> {
+    /// Checks the next event of the current address; returns where it
+    /// sits.
+    pub fn event(&mut self, e: &EventRow<'_>) -> Result<Walked<'_>> {
         let business = self.business;
         match self.chain.as_mut() {
-            Some(c) => c.step(business, e),
+            Some(c) => {
+                let (hash, prev) = c.step(business, e)?;
+                Ok(Walked {
+                    key: &c.key,
+                    subject: c.subject,
+                    hash,
+                    prev,
+                })
+            }
             None => Err(corrupt(
                 "consent_events",
                 "an event before its address".into(),
@@ -149,6 +182,7 @@ impl<'b> TrailWalk<'b> {
 struct Chain {
     user: i64,
     key: String,
+    subject: Hash,
     count: i64,
     head: Option<Hash>,
     next: i64,
@@ -179,18 +213,17 @@ impl Chain {
         if e.effective != effective(at, received_at).as_millis() {
             return Err(self.broken(seq, "its effective time is not min(at, received_at)"));
         }
-        let personal = match e.personal {
-            Some(sealed) => Personal::Sealed(
+        let evidence = match e.evidence_digest {
+            Some(sealed) => Evidence::Sealed(
                 Hash::from_slice(sealed)
                     .ok_or_else(|| self.broken(seq, "its sealed digest is not 32 bytes"))?,
             ),
-            None => Personal::Open {
+            None => Evidence::Open {
                 salt: e
                     .salt
                     .filter(|s| s.len() == SALT_LEN)
                     .ok_or_else(|| self.broken(seq, "its salt is missing"))?,
-                user: &self.key,
-                evidence: e.evidence,
+                text: e.evidence,
             },
         };
         let link = Link {
@@ -202,7 +235,8 @@ impl Chain {
             received_at,
             conditional: e.conditional,
             source: e.source,
-            personal,
+            subject: self.subject,
+            evidence,
         };
         let stored = e
             .hash

@@ -128,7 +128,7 @@ fn the_documented_python_verifier_checks_a_real_export() {
     assert!(export.status.success());
     let text = String::from_utf8(export.stdout).unwrap();
     assert!(
-        text.contains("\"personal\":") && text.contains("\"salt\":"),
+        text.contains("\"evidence_digest\":") && text.contains("\"salt\":"),
         "{text}"
     );
     let dir = db.0.with_extension("py.d");

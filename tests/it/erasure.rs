@@ -348,12 +348,12 @@ fn the_database_refuses_any_other_change_to_the_trail() {
     };
     // Bob is not erased: his evidence cannot be blanked, nor his event sealed.
     refused(
-        "UPDATE consent_events SET evidence = NULL, salt = NULL, personal = zeroblob(32)
+        "UPDATE consent_events SET evidence = NULL, salt = NULL, evidence_digest = zeroblob(32)
          WHERE user_id = (SELECT id FROM users WHERE key = 'whatsapp:+15550000002')",
     );
     // An erased event's action cannot change, nor can it be deleted.
-    refused("UPDATE consent_events SET action = 'opt_in' WHERE personal IS NOT NULL");
-    refused("DELETE FROM consent_events WHERE personal IS NOT NULL");
+    refused("UPDATE consent_events SET action = 'opt_in' WHERE evidence_digest IS NOT NULL");
+    refused("DELETE FROM consent_events WHERE evidence_digest IS NOT NULL");
     // Links stay, and only an erased one's source may be blanked.
     refused("DELETE FROM links");
     refused("UPDATE links SET at = at + 1");
@@ -375,7 +375,7 @@ fn the_database_refuses_any_other_change_to_the_trail() {
     let conn = rusqlite::Connection::open(&db.0).unwrap();
     conn.execute_batch(
         "DROP TRIGGER consent_events_no_update;
-         UPDATE consent_events SET personal = zeroblob(32) WHERE personal IS NOT NULL;",
+         UPDATE consent_events SET evidence_digest = zeroblob(32) WHERE evidence_digest IS NOT NULL;",
     )
     .unwrap();
     drop(conn);
@@ -433,7 +433,7 @@ fn the_cli_forgets_and_the_export_still_verifies() {
     assert!(export.status.success());
     let text = String::from_utf8(export.stdout).unwrap();
     assert!(!text.contains("+15550000001"), "{text}");
-    assert!(text.contains("\"personal\":"), "{text}");
+    assert!(text.contains("\"evidence_digest\":"), "{text}");
     let file = db.0.with_extension("export.jsonl");
     std::fs::write(&file, &text).unwrap();
     let verified = cli(&db, &["verify", "--export", file.to_str().unwrap()]);
@@ -503,6 +503,196 @@ fn vacuum_removes_what_an_older_writer_left_in_free_space() {
         contains(&bytes, "+15550000002"),
         "the others are still there"
     );
+}
+
+fn by_key(key: &str) -> wagate::SendQuery {
+    wagate::SendQuery {
+        key: Some(key.into()),
+        ..Default::default()
+    }
+}
+
+/// A database holding a forgotten, opted-out person (`story`), for the
+/// attacks below; returns its path and clock.
+fn forgotten_db(name: &str) -> (TempDb, Arc<ManualClock>) {
+    let db = TempDb::new(name);
+    let clock = Arc::new(ManualClock::new(t(0)));
+    {
+        let gate = Gate::open(&db.0).unwrap().with_clock(clock.clone());
+        let b = gate.business("default").unwrap();
+        story(&b, &clock);
+        clock.set(t(3 * HOUR));
+        b.forget(&user(1)).unwrap();
+    }
+    (db, clock)
+}
+
+#[test]
+fn clearing_erased_at_does_not_switch_tombstones_off() {
+    let (db, clock) = forgotten_db("forget-erased-at");
+    rusqlite::Connection::open(&db.0)
+        .unwrap()
+        .execute("UPDATE users SET erased_at = NULL", [])
+        .unwrap();
+    let gate = Gate::open(&db.0).unwrap().with_clock(clock);
+    let b = gate.business("default").unwrap();
+    assert_eq!(reason(&b, &freeform(&user(1))), Reason::OptedOut);
+    b.ingest(&inbound(
+        &user(1),
+        &sender(0),
+        MessageKind::Text,
+        "hi",
+        3 * HOUR,
+        "SMx",
+    ))
+    .unwrap();
+    assert_eq!(reason(&b, &freeform(&user(1))), Reason::OptedOut);
+}
+
+#[test]
+fn a_renamed_key_is_refused_and_a_forced_rename_breaks_the_chain() {
+    let (db, clock) = forgotten_db("forget-rename");
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    // A tombstone never changes, and an address is never renamed.
+    for sql in [
+        "UPDATE users SET key = 'erased:' || hex(zeroblob(32)) WHERE key LIKE 'erased:%'",
+        "UPDATE users SET key = 'whatsapp:+15550000009' WHERE key = 'whatsapp:+15550000002'",
+    ] {
+        let e = conn.execute(sql, []).unwrap_err().to_string();
+        assert!(e.contains("never renamed"), "{sql}: {e}");
+    }
+    // The guard cannot tell a real tombstone from a made-up one: Bob's key
+    // turned into a wrong tombstone gets past it, and his chain breaks.
+    conn.execute(
+        "UPDATE users SET key = 'erased:' || lower(hex(randomblob(32))) WHERE key = 'whatsapp:+15550000002'",
+        [],
+    )
+    .unwrap();
+    // Without the guard, detaching the opt-out of the forgotten person by
+    // renaming their tombstone breaks their chain too: no decision, and
+    // verify names it.
+    conn.execute_batch(
+        "DROP TRIGGER users_key_guard;
+         UPDATE users SET key = 'erased:' || lower(hex(randomblob(32)))
+          WHERE key LIKE 'erased:%' AND consent_count > 0;",
+    )
+    .unwrap();
+    drop(conn);
+    let gate = Gate::open(&db.0).unwrap().with_clock(clock);
+    let b = gate.business("default").unwrap();
+    let broken = b.verify().unwrap().broken.unwrap_or_default();
+    assert!(broken.contains("does not match"), "{broken}");
+    // Nothing renamed is ever allowed: the renamed numbers resolve as
+    // nobody (no consent), and verify names the broken chains.
+    for u in [user(1), bsuid(), user(2)] {
+        let d = b.check(&freeform(&u));
+        assert!(d.as_ref().map_or(true, |d| !d.is_allowed()), "{u:?}: {d:?}");
+    }
+}
+
+#[test]
+fn a_returning_person_is_forgotten_again_with_their_new_sends() {
+    let (gate, clock) = gate();
+    let b = gate.business("acme").unwrap();
+    template(&b, "shipped", Category::Utility);
+    b.ingest(&consent(&user(1), Action::OptIn, Scope::All, 0))
+        .unwrap();
+    b.forget(&user(1)).unwrap();
+    // They come back, opt in again, and get a template with their name.
+    clock.set(t(HOUR));
+    b.ingest(&consent(&user(1), Action::OptIn, Scope::All, HOUR))
+        .unwrap();
+    let named = SendRequest::between(
+        sender(0),
+        user(1),
+        Content::template("shipped", "en", Variables::positional(["Zelda Quux"])),
+    );
+    let transport = RecordingTransport::new();
+    assert!(b.send(&named, "k-back", &transport).unwrap().sent());
+    let recorded = b.sends(&by_key("k-back"), 10).unwrap();
+    assert_eq!(recorded[0].to, "whatsapp:+15550000001");
+    assert!(recorded[0].provider_id.is_some());
+    let again = b.forget(&user(1)).unwrap();
+    assert_eq!(again.send_attempts, 1, "{again:?}");
+    let scrubbed = &b.sends(&by_key("k-back"), 10).unwrap()[0];
+    assert!(scrubbed.to.starts_with("erased:"), "{scrubbed:?}");
+    assert_eq!(scrubbed.provider_id, None);
+    let facts = serde_json::to_string(&scrubbed.facts).unwrap();
+    assert!(!facts.contains("Zelda"), "{facts}");
+    // The decision and the key stay: a retry is still a duplicate.
+    assert_eq!(scrubbed.reason, "opted_in");
+    assert!(b.send(&named, "k-back", &transport).unwrap().duplicate());
+}
+
+#[test]
+fn a_send_in_flight_during_forget_records_no_message_id() {
+    let (gate, clock) = gate();
+    let b = gate.business("acme").unwrap();
+    b.ingest(&inbound(
+        &user(1),
+        &sender(0),
+        MessageKind::Text,
+        "hi",
+        0,
+        "SM1",
+    ))
+    .unwrap();
+    clock.set(t(MINUTE));
+    let wagate::Reservation::Ready(pending) = b.reserve(&freeform(&user(1)), "k1").unwrap() else {
+        panic!("the window is open: the send is allowed");
+    };
+    b.forget(&user(1)).unwrap();
+    let answer: Result<wagate::transport::Receipt, TransportError> =
+        Ok(wagate::transport::Receipt {
+            provider_id: "SMout-1".into(),
+        });
+    let out = b.complete(pending, &answer).unwrap();
+    assert!(out.sent());
+    let row = &b.sends(&by_key("k1"), 10).unwrap()[0];
+    assert!(row.to.starts_with("erased:"), "{row:?}");
+    assert_eq!(row.provider_id, None);
+}
+
+#[test]
+fn a_forged_export_line_does_not_verify() {
+    let (db, _clock) = forgotten_db("forget-forge");
+    let export = cli(&db, &["export"]);
+    let text = String::from_utf8(export.stdout).unwrap();
+    let file = db.0.with_extension("forged.jsonl");
+    let verify = |lines: &str| {
+        std::fs::write(&file, lines).unwrap();
+        let out = cli(&db, &["verify", "--export", file.to_str().unwrap()]);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(verify(&text).0, "the export itself verifies");
+    // Bob's line, sealed by hand: its evidence could then say anything.
+    let bob = text
+        .lines()
+        .find(|l| l.contains("+15550000002") && l.contains("\"op\":\"consent\""))
+        .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(bob).unwrap();
+    let chain = v["chain"].as_object_mut().unwrap();
+    chain.remove("salt");
+    chain.insert("evidence_digest".into(), "00".repeat(32).into());
+    v["evidence"] = "FORGED".into();
+    let (ok, why) = verify(&text.replacen(bob, &v.to_string(), 1));
+    assert!(
+        !ok && why.contains("sealed event must name a tombstone"),
+        "{why}"
+    );
+    // A tombstone that is not its subject.
+    let erased = text
+        .lines()
+        .find(|l| l.contains("\"user\":\"erased:"))
+        .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(erased).unwrap();
+    v["user"] = format!("erased:{}", "00".repeat(32)).into();
+    let (ok, why) = verify(&text.replacen(erased, &v.to_string(), 1));
+    assert!(!ok && why.contains("not its chain.subject"), "{why}");
+    let _ = std::fs::remove_file(&file);
 }
 
 #[derive(Clone, Debug)]

@@ -48,14 +48,15 @@ pub struct Chain<'a> {
     pub prev: String,
     /// This event's hash (hex).
     pub hash: String,
-    /// The event's salt (hex, 16 bytes), while its personal fields are in
-    /// clear.
+    /// The address's subject (hex), which the hash covers.
+    pub subject: String,
+    /// The event's salt (hex, 16 bytes), while its evidence is in clear.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub salt: Option<String>,
-    /// The personal digest (hex) that erasure kept, once the person was
+    /// The evidence digest (hex) that erasure kept, once the person was
     /// forgotten (the line's user is then a tombstone, `erased:...`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub personal: Option<String>,
+    pub evidence_digest: Option<String>,
 }
 
 /// A `link` line.
@@ -104,8 +105,9 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
                 seq: r.seq,
                 prev: r.prev.to_hex(),
                 hash: r.hash.to_hex(),
+                subject: r.subject.to_hex(),
                 salt: r.salt.map(|s| wagate::chain::hex(&s)),
-                personal: r.sealed.map(|h| h.to_hex()),
+                evidence_digest: r.sealed.map(|h| h.to_hex()),
             }),
         }))
     });

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 use wagate::Event;
-use wagate::chain::{Digest, Hash, Link, Personal, SALT_LEN, from_hex};
+use wagate::chain::{Digest, Evidence, Hash, Link, SALT_LEN, from_hex};
 use wagate::scenario::{Line, parse_live_line};
 
 use crate::{EXIT_BAD_INPUT, Fail, json};
@@ -149,7 +149,7 @@ fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
         let text = line.map_err(|e| bad(n, e))?;
         // A forgotten person's events name a tombstone, not an address:
         // parse the rest of the line with a stand-in (its hash reads the
-        // kept personal digest, never the user).
+        // subject and evidence, never the user).
         let replaced = stand_ins(&text);
         let parsed = match &replaced {
             Some((_, stand_in)) => parse_live_line(stand_in),
@@ -223,27 +223,42 @@ fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
             }
             None => {}
         }
+        let subject = hex("subject")?;
+        // A tombstone names its subject: that much an auditor can check.
+        if erased.is_some() && user != wagate::chain::tombstone(&subject) {
+            return Err(bad(
+                n,
+                format!("{user}: a tombstone that is not its chain.subject"),
+            ));
+        }
         let salt;
-        let personal = match field("personal") {
-            Some(p) => Personal::Sealed(
-                Hash::from_hex(p)
-                    .ok_or_else(|| bad(n, "chain.personal is not 64 hex digits".into()))?,
-            ),
-            None if erased.is_some() => {
+        let evidence = match (field("salt"), field("evidence_digest")) {
+            (Some(_), Some(_)) => {
                 return Err(bad(
                     n,
-                    format!("{user}: a forgotten address's event without chain.personal"),
+                    "chain.salt and chain.evidence_digest together: an event is open or sealed"
+                        .into(),
                 ));
             }
-            None => {
-                salt = field("salt")
+            // Only erasure seals, and it leaves no evidence behind.
+            (None, Some(d)) if erased.is_some() && c.evidence.is_none() => Evidence::Sealed(
+                Hash::from_hex(d)
+                    .ok_or_else(|| bad(n, "chain.evidence_digest is not 64 hex digits".into()))?,
+            ),
+            (None, Some(_)) => {
+                return Err(bad(
+                    n,
+                    format!("{user}: a sealed event must name a tombstone and carry no evidence"),
+                ));
+            }
+            (salt_hex, None) => {
+                salt = salt_hex
                     .and_then(from_hex)
                     .filter(|s| s.len() == SALT_LEN)
                     .ok_or_else(|| bad(n, "chain.salt is not 32 hex digits".into()))?;
-                Personal::Open {
+                Evidence::Open {
                     salt: &salt,
-                    user,
-                    evidence: c.evidence.as_deref(),
+                    text: c.evidence.as_deref(),
                 }
             }
         };
@@ -256,7 +271,8 @@ fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
             received_at,
             conditional: c.conditional,
             source: &c.source,
-            personal,
+            subject,
+            evidence,
         }
         .hash(&prev);
         if computed != hash {
@@ -311,7 +327,7 @@ fn verify_export(file: &PathBuf, args: &Args) -> Result<u8, Fail> {
 /// A line naming tombstones (`erased:...`, a forgotten person's
 /// addresses) where addresses go: the tombstone of each such field (`user`,
 /// `phone`, `bsuid`), and the line with stand-in addresses the parser
-/// accepts. A consent event's hash reads its kept personal digest, never
+/// accepts. A consent event's hash reads its subject and evidence, never
 /// the user; a link's fields are read back from the tombstones.
 fn stand_ins(text: &str) -> Option<(BTreeMap<&'static str, String>, String)> {
     if !text.contains(wagate::store::TOMBSTONE) {
