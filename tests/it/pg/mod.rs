@@ -20,6 +20,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use wagate::store::postgres::PgStore;
+
 mod store;
 
 /// The environment variable naming an existing server.
@@ -45,6 +47,30 @@ pub fn fresh_schema() -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("t{}_{n}_{nanos}", std::process::id())
+}
+
+/// A store on a schema of its own, dropped with the value (also when the
+/// test panics), so that a shared server keeps nothing.
+pub struct FreshStore(Option<PgStore>);
+
+/// Opens a [`FreshStore`] on the test server.
+pub fn fresh_store() -> FreshStore {
+    FreshStore(Some(PgStore::open(&url(), &fresh_schema()).unwrap()))
+}
+
+impl std::ops::Deref for FreshStore {
+    type Target = PgStore;
+    fn deref(&self) -> &PgStore {
+        self.0.as_ref().unwrap()
+    }
+}
+
+impl Drop for FreshStore {
+    fn drop(&mut self) {
+        if let Some(store) = self.0.take() {
+            let _ = store.drop_schema();
+        }
+    }
 }
 
 fn server() -> Result<String, String> {

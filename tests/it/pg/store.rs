@@ -10,7 +10,7 @@ use wagate::Error;
 use wagate::store::Store;
 use wagate::store::postgres::{DEFAULT_SCHEMA, PgOptions, PgStore, SCHEMA_TABLE, SCHEMA_VERSION};
 
-use super::{fresh_schema, url};
+use super::{FreshStore, fresh_schema, fresh_store, url};
 
 /// A plain client on the test server (search_path as the server's).
 fn raw() -> Client {
@@ -344,8 +344,7 @@ fn drop_schema_drops_only_wagate_schemas() {
 /// the item's fault; the rest of the transaction commits.
 #[test]
 fn a_refused_item_fails_alone() {
-    let schema = fresh_schema();
-    let store = PgStore::open(&url(), &schema).unwrap();
+    let store = fresh_store();
     let results = store
         .write(|w| {
             let a = w.item(|db| {
@@ -380,7 +379,6 @@ fn a_refused_item_fails_alone() {
         })
         .unwrap();
     assert_eq!(names, ["one", "two"]);
-    store.drop_schema().unwrap();
 }
 
 /// Writers racing on one row under SERIALIZABLE lose no update: each
@@ -388,8 +386,7 @@ fn a_refused_item_fails_alone() {
 /// race are rerun by `write`.
 #[test]
 fn racing_writers_lose_no_update() {
-    let schema = fresh_schema();
-    let store = PgStore::open_with(&url(), &schema, &PgOptions::default()).unwrap();
+    let store = fresh_store();
     store
         .write(|w| {
             w.db().tx().batch_execute(
@@ -401,7 +398,7 @@ fn racing_writers_lose_no_update() {
         .unwrap();
     let threads: Vec<_> = (0..3)
         .map(|_| {
-            let store = store.clone();
+            let store = PgStore::clone(&store);
             std::thread::spawn(move || {
                 let mut ok = 0i64;
                 for _ in 0..20 {
@@ -441,7 +438,6 @@ fn racing_writers_lose_no_update() {
         .unwrap();
     assert_eq!(n, ok);
     assert!(ok > 0);
-    store.drop_schema().unwrap();
 }
 
 // --- The same statements on both stores ---------------------------------
@@ -815,8 +811,8 @@ fn sqlite_exec(conn: &mut rusqlite::Connection, sql: &str, keep: bool) -> Result
     r
 }
 
-fn fixture_both() -> (PgStore, rusqlite::Connection, std::path::PathBuf) {
-    let store = PgStore::open(&url(), &fresh_schema()).unwrap();
+fn fixture_both() -> (FreshStore, rusqlite::Connection, std::path::PathBuf) {
+    let store = fresh_store();
     let (mut lite, path) = sqlite();
     for sql in FIXTURE {
         pg_item(&store, sql, true).unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -837,7 +833,6 @@ fn inserts_and_checks_match_sqlite() {
         assert_eq!(pg.is_ok(), *taken, "PostgreSQL: {sql}: {pg:?}");
         assert_eq!(sl.is_ok(), *taken, "SQLite: {sql}: {sl:?}");
     }
-    store.drop_schema().unwrap();
     remove_sqlite(&path);
 }
 
@@ -905,7 +900,6 @@ fn append_only_guards_match_sqlite() {
         })
         .unwrap();
     assert_eq!((links, secrets), (1, 1));
-    store.drop_schema().unwrap();
     remove_sqlite(&path);
 }
 
@@ -936,6 +930,5 @@ fn guards_read_their_own_schema() {
     assert!(!Error::from(e).is_store_failure());
     c.batch_execute(&format!("DROP SCHEMA {decoy} CASCADE"))
         .unwrap();
-    store.drop_schema().unwrap();
     remove_sqlite(&path);
 }
