@@ -271,19 +271,35 @@ fn commits_are_durable_whatever_the_session_default() {
             .unwrap();
         assert_eq!(level, "on");
     }
-    // A session that turns it off again is caught by the next transaction.
-    let e = store
-        .read(|db| {
-            db.tx().batch_execute("SET synchronous_commit TO off")?;
-            Ok(())
-        })
-        .and_then(|()| store.write(|_| Ok(())));
-    // The pool has one connection in use at a time here, but it may hand
-    // out another: refuse or durable, never a silent off.
-    if let Err(e) = e {
-        assert!(e.to_string().contains("synchronous_commit"), "{e}");
-    }
     store.drop_schema().unwrap();
+}
+
+/// A connection whose session a closure changed behind the store's back
+/// (commits made lax, another search_path) is refused by the next
+/// transaction on it, never used silently.
+#[test]
+fn a_changed_session_is_refused() {
+    let mut one = PgOptions::default();
+    one.pool_size = 1;
+    for (change, named) in [
+        ("SET synchronous_commit TO off", "synchronous_commit"),
+        ("SET search_path TO public", "search_path"),
+    ] {
+        let store = PgStore::open_with(&url(), &fresh_schema(), &one).unwrap();
+        store
+            .read(|db| {
+                db.tx().batch_execute(change)?;
+                Ok(())
+            })
+            .unwrap();
+        // One connection in the pool: the next transaction gets it back.
+        let e = store.write(|_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains(named), "{change}: {e}");
+        assert!(e.is_store_failure());
+        let e = store.read(|_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains(named), "{change}: {e}");
+        store.drop_schema().unwrap();
+    }
 }
 
 /// The store's tables live in its schema only: two schemas on one
