@@ -151,6 +151,12 @@ pub enum Error {
     /// SQLite failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),
+    /// PostgreSQL failed (feature `postgres`): the server, the connection,
+    /// the pool, or a setting the PostgreSQL store refuses. A constraint
+    /// the server enforces is the item's fault, as with SQLite.
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL store error: {0}")]
+    Postgres(#[from] crate::store::postgres::PgError),
     /// A background task doing store work (the async facade's blocking
     /// pool) panicked or was cancelled by its runtime.
     #[error("a background store task did not finish: {0}")]
@@ -172,6 +178,8 @@ impl Error {
             // A constraint the item broke (a CHECK, a trigger) is the
             // item's fault: it fails alone.
             Error::Store(e) => !e.is_constraint(),
+            #[cfg(feature = "postgres")]
+            Error::Postgres(e) => !e.is_constraint(),
             Error::Poisoned
             | Error::Corrupt { .. }
             | Error::SchemaTooNew { .. }

@@ -26,6 +26,8 @@ mod consent;
 mod erasure;
 mod inbound;
 mod people;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod queries;
 mod retention;
 mod sends;

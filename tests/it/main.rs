@@ -32,6 +32,8 @@ mod meta_signature;
 #[cfg(all(feature = "meta", feature = "ureq"))]
 mod meta_transport;
 mod model;
+#[cfg(feature = "postgres")]
+mod pg;
 mod processes;
 mod properties;
 mod retention;
