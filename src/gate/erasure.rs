@@ -52,12 +52,19 @@ impl Business {
     /// erased either).
     pub fn forget(&self, user: &Address) -> Result<Forgotten> {
         let now = self.gate.clock.now();
-        let (mut done, scrubbed) = self
-            .gate
-            .lock()?
-            .write_scrubbed(|w| w.db().forget(self.r(), user.as_str(), now))?;
-        done.file_scrubbed = scrubbed;
-        Ok(done)
+        match self.gate.sqlite()? {
+            Some(mut store) => {
+                let (mut done, scrubbed) =
+                    store.write_scrubbed(|w| w.db().forget(self.r(), user.as_str(), now))?;
+                done.file_scrubbed = scrubbed;
+                Ok(done)
+            }
+            // PostgreSQL keeps old row versions until VACUUM reclaims them:
+            // `file_scrubbed` stays false.
+            None => self
+                .gate
+                .write(|w| w.queries().forget(self.r(), user.as_str(), now)),
+        }
     }
 
     /// Rewrites the database file so that no free space keeps old content
@@ -69,6 +76,11 @@ impl Business {
     /// # Errors
     /// A store error.
     pub fn vacuum(&self) -> Result<()> {
-        self.gate.lock()?.vacuum()
+        match self.gate.sqlite()? {
+            Some(mut store) => store.vacuum(),
+            None => Err(crate::Error::InvalidEvent(
+                "vacuum rewrites a SQLite file; on PostgreSQL run VACUUM FULL on the store's tables (consent_events, users, sends, links, inbound_messages) as the server's operator".into(),
+            )),
+        }
     }
 }

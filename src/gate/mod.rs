@@ -60,14 +60,23 @@ pub struct Gate {
     clock: Arc<dyn Clock>,
 }
 
-/// What every clone of a [`Gate`] shares.
-struct Shared {
-    /// The one writer connection (SQLite has one writer).
-    store: Mutex<Store>,
-    /// Reader connections for file databases, so that checks run beside
-    /// each other and beside a commit's fsync.
-    readers: Option<Readers>,
-    committer: Committer,
+/// What every clone of a [`Gate`] shares: the store. (One per gate, behind
+/// an `Arc`: the variants' sizes do not matter.)
+#[allow(clippy::large_enum_variant)]
+enum Shared {
+    /// SQLite, embedded.
+    Sqlite {
+        /// The one writer connection (SQLite has one writer).
+        store: Mutex<Store>,
+        /// Reader connections for file databases, so that checks run
+        /// beside each other and beside a commit's fsync.
+        readers: Option<Readers>,
+        committer: Committer,
+    },
+    /// PostgreSQL, shared by services on many machines: a pool; writes run
+    /// side by side (the server groups their commits).
+    #[cfg(feature = "postgres")]
+    Postgres(crate::store::postgres::PgStore),
 }
 
 impl std::fmt::Debug for Gate {
@@ -144,15 +153,39 @@ impl Gate {
     }
 
     fn from_stores(store: Store, readers: Option<Readers>) -> Self {
+        Self::from_shared(Shared::Sqlite {
+            store: Mutex::new(store),
+            readers,
+            committer: Committer::default(),
+        })
+    }
+
+    fn from_shared(shared: Shared) -> Self {
         Gate {
-            shared: Arc::new(Shared {
-                store: Mutex::new(store),
-                readers,
-                committer: Committer::default(),
-            }),
+            shared: Arc::new(shared),
             config: Arc::new(GateConfig::default()),
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// A gate on a PostgreSQL database (feature `postgres`): the store
+    /// lives in `schema` ([`crate::store::postgres::DEFAULT_SCHEMA`] for
+    /// most), created and migrated if needed. Several processes on several
+    /// machines may open the same one.
+    ///
+    /// # Errors
+    /// As [`crate::store::postgres::PgStore::open`].
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(url: &str, schema: &str) -> Result<Self> {
+        Ok(Self::from_postgres(crate::store::postgres::PgStore::open(
+            url, schema,
+        )?))
+    }
+
+    /// A gate on an open PostgreSQL store.
+    #[cfg(feature = "postgres")]
+    pub fn from_postgres(store: crate::store::postgres::PgStore) -> Self {
+        Self::from_shared(Shared::Postgres(store))
     }
 
     /// Replaces the configuration (of this handle and the clones made from
@@ -179,7 +212,11 @@ impl Gate {
     /// How many reader connections checks may use at once (1 for an
     /// in-memory gate, whose one connection does everything).
     pub fn readers(&self) -> usize {
-        self.shared.readers.as_ref().map_or(1, Readers::size)
+        match &*self.shared {
+            Shared::Sqlite { readers, .. } => readers.as_ref().map_or(1, Readers::size),
+            #[cfg(feature = "postgres")]
+            Shared::Postgres(pg) => pg.pool_size(),
+        }
     }
 
     /// The handle of a business (tenant), created on first use.
@@ -238,18 +275,44 @@ impl Gate {
             .collect())
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Store>> {
-        self.shared.store.lock().map_err(|_| Error::Poisoned)
+    /// The SQLite writer, for what only SQLite does (checkpoints, vacuum);
+    /// `None` on PostgreSQL.
+    fn sqlite(&self) -> Result<Option<MutexGuard<'_, Store>>> {
+        match &*self.shared {
+            Shared::Sqlite { store, .. } => Ok(Some(store.lock().map_err(|_| Error::Poisoned)?)),
+            #[cfg(feature = "postgres")]
+            Shared::Postgres(_) => Ok(None),
+        }
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut dyn WriteTx) -> Result<T>) -> Result<T> {
-        self.lock()?.write(|w| f(w))
+    /// Runs `f` in one write transaction. On PostgreSQL a transaction that
+    /// loses a race with another instance is rolled back and `f` runs
+    /// again: it must do nothing outside the transaction.
+    fn write<T>(&self, mut f: impl FnMut(&mut dyn WriteTx) -> Result<T>) -> Result<T> {
+        match &*self.shared {
+            Shared::Sqlite { store, .. } => {
+                store.lock().map_err(|_| Error::Poisoned)?.write(|w| f(w))
+            }
+            #[cfg(feature = "postgres")]
+            Shared::Postgres(pg) => pg.write(|w| {
+                let mut q = crate::store::postgres::PgQueries::new(w.db().tx());
+                f(&mut q)
+            }),
+        }
     }
 
     fn read<T>(&self, f: impl FnOnce(&dyn Queries) -> Result<T>) -> Result<T> {
-        match &self.shared.readers {
-            Some(r) => r.read(|db| f(&db)),
-            None => self.lock()?.read(|db| f(&db)),
+        match &*self.shared {
+            Shared::Sqlite {
+                readers: Some(r), ..
+            } => r.read(|db| f(&db)),
+            Shared::Sqlite { store, .. } => {
+                store.lock().map_err(|_| Error::Poisoned)?.read(|db| f(&db))
+            }
+            #[cfg(feature = "postgres")]
+            Shared::Postgres(pg) => {
+                pg.read(|db| f(&crate::store::postgres::PgQueries::new(db.tx())))
+            }
         }
     }
 
@@ -290,9 +353,18 @@ impl Gate {
             name: business.name.clone(),
             work,
         };
-        self.shared
-            .committer
-            .submit(job, |jobs| self.commit_group(jobs))
+        match &*self.shared {
+            Shared::Sqlite { committer, .. } => {
+                committer.submit(job, |jobs| self.commit_group(jobs))
+            }
+            // PostgreSQL groups concurrent commits itself: each job is its
+            // own transaction, side by side with the others.
+            #[cfg(feature = "postgres")]
+            Shared::Postgres(_) => self
+                .commit_group(std::slice::from_ref(&job))
+                .pop()
+                .unwrap_or_else(|| Err(Error::Background("a commit gave no answer".into()))),
+        }
     }
 }
 

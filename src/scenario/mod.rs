@@ -85,6 +85,8 @@ impl Output {
 /// A scenario in progress: one fresh engine.
 pub struct Replay {
     config: GateConfig,
+    /// The store to replay on (a fresh in-memory SQLite one when `None`).
+    base: Option<Gate>,
     gate: Option<Gate>,
     clock: Arc<ManualClock>,
     transport: RecordingTransport,
@@ -126,11 +128,23 @@ impl Replay {
     pub fn new() -> Self {
         Replay {
             config: GateConfig::default(),
+            base: None,
             gate: None,
             clock: Arc::new(ManualClock::default()),
             transport: RecordingTransport::new(),
             started: false,
             stopped: false,
+        }
+    }
+
+    /// A replay on `gate`'s store instead of a fresh in-memory one (a
+    /// PostgreSQL schema made for it, say): the replay's own configuration
+    /// and clock apply. The store must hold no business of the replay's
+    /// name yet.
+    pub fn on(gate: Gate) -> Self {
+        Replay {
+            base: Some(gate),
+            ..Replay::new()
         }
     }
 
@@ -140,7 +154,18 @@ impl Replay {
     /// Only when the in-memory store fails; bad lines are reported in the
     /// [`Report`].
     pub fn run(input: &str) -> Result<Report> {
-        let mut replay = Replay::new();
+        Self::run_with(Replay::new(), input)
+    }
+
+    /// Runs a whole scenario on `gate`'s store (see [`Replay::on`]).
+    ///
+    /// # Errors
+    /// Only when the store fails; bad lines are reported in the [`Report`].
+    pub fn run_on(gate: Gate, input: &str) -> Result<Report> {
+        Self::run_with(Replay::on(gate), input)
+    }
+
+    fn run_with(mut replay: Replay, input: &str) -> Result<Report> {
         let mut report = Report::default();
         for (i, text) in input.lines().enumerate() {
             if let Some(out) = replay.line(i + 1, text)? {
@@ -234,7 +259,12 @@ impl Replay {
                 address_error,
             } => {
                 self.clock.set(at);
-                let b = business(&mut self.gate, &self.config, &self.clock)?;
+                let b = business(
+                    &mut self.gate,
+                    self.base.as_ref(),
+                    &self.config,
+                    &self.clock,
+                )?;
                 match (b.ingest(&event), address_error) {
                     // A status naming a bad address is an error only when it is
                     // about a message sent elsewhere.
@@ -244,7 +274,12 @@ impl Replay {
             }
             Line::Ask { at, request, send } => {
                 self.clock.set(at);
-                let business = business(&mut self.gate, &self.config, &self.clock)?;
+                let business = business(
+                    &mut self.gate,
+                    self.base.as_ref(),
+                    &self.config,
+                    &self.clock,
+                )?;
                 match send {
                     None => Ok(Some(Output::value(n, &business.check(&request)?))),
                     Some(key) => {
@@ -262,15 +297,16 @@ impl Replay {
 /// a `config` line, if any).
 fn business(
     gate: &mut Option<Gate>,
+    base: Option<&Gate>,
     config: &GateConfig,
     clock: &Arc<ManualClock>,
 ) -> Result<Business> {
     if gate.is_none() {
-        *gate = Some(
-            Gate::open_in_memory()?
-                .with_config(config.clone())
-                .with_clock(clock.clone()),
-        );
+        let store = match base {
+            Some(g) => g.clone(),
+            None => Gate::open_in_memory()?,
+        };
+        *gate = Some(store.with_config(config.clone()).with_clock(clock.clone()));
     }
     match gate {
         Some(g) => g.business(BUSINESS),

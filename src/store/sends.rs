@@ -42,7 +42,7 @@ impl SendState {
         }
     }
 
-    fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "denied" => SendState::Denied,
             "reserved" => SendState::Reserved,

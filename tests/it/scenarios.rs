@@ -101,7 +101,11 @@ fn scenario_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs one scenario; returns the number of lines compared, adding every
 /// mismatch to `mismatches`.
-fn run_one(path: &Path, mismatches: &mut Vec<String>) -> usize {
+fn run_one(
+    path: &Path,
+    mismatches: &mut Vec<String>,
+    run: &dyn Fn(&str) -> wagate::Result<wagate::scenario::Report>,
+) -> usize {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -123,7 +127,7 @@ fn run_one(path: &Path, mismatches: &mut Vec<String>) -> usize {
                 return 0;
             }
         };
-    let report = match Replay::run(&input) {
+    let report = match run(&input) {
         Ok(r) => r,
         Err(e) => {
             mismatches.push(format!("{name}: the replay failed: {e}"));
@@ -169,8 +173,12 @@ fn run_one(path: &Path, mismatches: &mut Vec<String>) -> usize {
     compared
 }
 
-#[test]
-fn scenarios_match_expected_output() {
+/// Every scenario file, each replayed by `run`, against its expected
+/// output.
+fn all_scenarios_match(
+    store: &str,
+    run: &dyn Fn(&str) -> wagate::Result<wagate::scenario::Report>,
+) {
     let dir = scenario_dir();
     let files = scenario_files(&dir);
     assert!(
@@ -182,7 +190,7 @@ fn scenarios_match_expected_output() {
     let mut mismatches = Vec::new();
     let mut compared = 0;
     for file in &files {
-        compared += run_one(file, &mut mismatches);
+        compared += run_one(file, &mut mismatches, run);
     }
     for m in &mismatches {
         eprintln!("{m}");
@@ -190,10 +198,30 @@ fn scenarios_match_expected_output() {
     assert!(compared > 0, "no scenario lines were compared");
     assert!(
         mismatches.is_empty(),
-        "{} mismatch(es) in {} scenario lines across {} files (listed above)",
+        "{store}: {} mismatch(es) in {} scenario lines across {} files (listed above)",
         mismatches.len(),
         compared,
         files.len()
     );
-    eprintln!("scenarios: {compared} lines in {} files match", files.len());
+    eprintln!(
+        "scenarios on {store}: {compared} lines in {} files match",
+        files.len()
+    );
+}
+
+#[test]
+fn scenarios_match_expected_output() {
+    all_scenarios_match("SQLite", &Replay::run);
+}
+
+/// The same scenarios through the gate on PostgreSQL, each in a fresh
+/// schema: the stores agree line for line.
+#[cfg(feature = "postgres")]
+#[test]
+fn scenarios_match_expected_output_on_postgres() {
+    all_scenarios_match("PostgreSQL", &|input| {
+        let fresh = crate::pg::fresh_store();
+        let gate = wagate::Gate::from_postgres((*fresh).clone());
+        Replay::run_on(gate, input)
+    });
 }

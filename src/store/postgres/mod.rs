@@ -68,9 +68,11 @@ use crate::error::{Error, Result};
 
 mod error;
 mod migrate;
+mod queries;
 
 pub use error::PgError;
 pub use migrate::{SCHEMA_TABLE, SCHEMA_VERSION};
+pub use queries::PgQueries;
 
 /// The schema (namespace) the store uses when the caller names none.
 pub const DEFAULT_SCHEMA: &str = "wagate";
@@ -228,6 +230,11 @@ impl PgStore {
         // The first transaction checks everything a transaction checks.
         store.read(|_| Ok(()))?;
         Ok(store)
+    }
+
+    /// The most connections the pool holds.
+    pub fn pool_size(&self) -> usize {
+        usize::try_from(self.pool.max_size()).unwrap_or(usize::MAX)
     }
 
     /// The schema the store lives in.
