@@ -58,7 +58,12 @@ pub fn run(db: &crate::Db<'_>, business: &str, args: &Args) -> Result<u8, Fail> 
         done.links,
         done.external_feedback
     )?;
-    if !done.file_scrubbed {
+    if db.url().is_some() {
+        writeln!(
+            out,
+            "note: PostgreSQL keeps old row versions until VACUUM reclaims them (autovacuum does, in time; VACUUM the store's tables to hasten it)"
+        )?;
+    } else if !done.file_scrubbed {
         writeln!(
             out,
             "note: a reader held old pages in the write-ahead log; they leave the disk at the next checkpoint (run forget again later to force one)"

@@ -48,8 +48,10 @@ pub const EXIT_USAGE: u8 = 2;
         read commands (check, history, export, sends, stats, templates list, verify) never do.\n\nStart with: wagate demo"
 )]
 struct Cli {
-    /// The SQLite database file (created by write commands if missing).
-    #[arg(long, env = "WAGATE_DB", global = true, value_name = "PATH")]
+    /// The SQLite database file (created by write commands if missing), or
+    /// a postgres:// URL (a build with the `postgres` feature; the store's
+    /// schema is WAGATE_PG_SCHEMA, default `wagate`).
+    #[arg(long, env = "WAGATE_DB", global = true, value_name = "PATH|URL")]
     db: Option<PathBuf>,
     /// The business (tenant) to act for.
     #[arg(long, default_value = "default", global = true)]
@@ -194,8 +196,40 @@ impl Db<'_> {
         })
     }
 
+    /// A `postgres://` (or `postgresql://`) URL given as the database.
+    pub fn url(&self) -> Option<&str> {
+        self.path
+            .and_then(Path::to_str)
+            .filter(|p| p.starts_with("postgres://") || p.starts_with("postgresql://"))
+    }
+
+    /// The gate on the PostgreSQL store at `url` (its schema created and
+    /// migrated if needed: there is no file to be missing).
+    fn postgres(url: &str) -> Result<Gate, Fail> {
+        #[cfg(feature = "postgres")]
+        {
+            let schema = std::env::var("WAGATE_PG_SCHEMA")
+                .unwrap_or_else(|_| wagate::store::postgres::DEFAULT_SCHEMA.to_owned());
+            Gate::open_postgres(url, &schema)
+                .map_err(|e| Fail(EXIT_BAD_INPUT, format!("PostgreSQL store: {e}")))
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = url;
+            Err(Fail(
+                EXIT_USAGE,
+                "this wagate was built without PostgreSQL support: build it with --features postgres".into(),
+            ))
+        }
+    }
+
     /// For write commands: creates the file if it is missing.
     pub fn create(&self) -> Result<Gate, Fail> {
+        if let Some(url) = self.url() {
+            return Ok(Self::postgres(url)?
+                .with_config(self.config.clone())
+                .with_clock(Arc::new(SystemClock)));
+        }
         let path = self.path()?;
         let gate = Gate::open(path).map_err(|e| Fail(EXIT_BAD_INPUT, open_failed(path, &e)))?;
         Ok(gate
@@ -205,11 +239,16 @@ impl Db<'_> {
 
     /// For read commands: the file must exist; `at` fixes the clock.
     pub fn existing(&self, at: Option<Timestamp>) -> Result<Gate, Fail> {
-        let path = self.path()?;
-        let gate = Gate::open_existing(path).map_err(|e| match e {
-            wagate::Error::NoDatabase(_) => Fail(EXIT_BAD_INPUT, e.to_string()),
-            e => Fail(EXIT_BAD_INPUT, open_failed(path, &e)),
-        })?;
+        let gate = match self.url() {
+            Some(url) => Self::postgres(url)?,
+            None => {
+                let path = self.path()?;
+                Gate::open_existing(path).map_err(|e| match e {
+                    wagate::Error::NoDatabase(_) => Fail(EXIT_BAD_INPUT, e.to_string()),
+                    e => Fail(EXIT_BAD_INPUT, open_failed(path, &e)),
+                })?
+            }
+        };
         let gate = gate.with_config(self.config.clone());
         Ok(match at {
             Some(t) => gate.with_clock(Arc::new(ManualClock::new(t))),

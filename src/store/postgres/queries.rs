@@ -863,7 +863,7 @@ impl Queries for PgQueries<'_, '_> {
         since: Option<Timestamp>,
         f: &mut dyn FnMut(&str, &ConsentRow) -> Result<()>,
     ) -> Result<()> {
-        self.trail(business, "$2 = 0", 0, &mut |at, e| {
+        self.trail(business, "$2::bigint = 0", 0, &mut |at, e| {
             let row = e.consent_row(at)?;
             if since.is_none_or(|s| row.received_at >= s) {
                 f(at.key, &row)?;
@@ -1076,9 +1076,10 @@ impl Queries for PgQueries<'_, '_> {
         let senders: Vec<String> = self
             .all(
                 &format!(
-                    "SELECT DISTINCT w.sender FROM users u JOIN windows w
+                    "SELECT w.sender FROM users u JOIN windows w
                        ON w.business_id = u.business_id AND w.user_id = u.id
-                     WHERE u.business_id = $1 AND u.person_id = $2 ORDER BY w.sender {BY_KEY}"
+                     WHERE u.business_id = $1 AND u.person_id = $2
+                     GROUP BY w.sender ORDER BY w.sender {BY_KEY}"
                 ),
                 &[&business, &person],
             )?
