@@ -79,7 +79,7 @@ pub const DEFAULT_SCHEMA: &str = "wagate";
 
 /// How many times [`PgStore::write`] runs a transaction that keeps losing
 /// races (serialization failures, deadlocks) before giving up.
-pub const WRITE_ATTEMPTS: u32 = 8;
+pub const WRITE_ATTEMPTS: u32 = 32;
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 type Pooled = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use wagate::store::postgres::PgStore;
 
 mod cli;
+mod races;
 mod store;
 
 /// The environment variable naming an existing server.
