@@ -17,6 +17,37 @@ use crate::store_file::TempDb;
 
 const DAY: i64 = 24 * HOUR;
 
+/// Which store a test runs on.
+#[derive(Clone, Copy, Debug)]
+enum On {
+    Sqlite,
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// Where the PostgreSQL store of a test lives (dropped with the test).
+#[cfg(feature = "postgres")]
+type Kept = Option<crate::pg::FreshStore>;
+#[cfg(not(feature = "postgres"))]
+type Kept = Option<()>;
+
+/// A gate on the store `on`, with a manual clock.
+fn open(on: On) -> (Gate, Arc<ManualClock>, Kept) {
+    match on {
+        On::Sqlite => {
+            let (gate, clock) = gate();
+            (gate, clock, None)
+        }
+        #[cfg(feature = "postgres")]
+        On::Postgres => {
+            let clock = Arc::new(ManualClock::new(t(0)));
+            let store = crate::pg::fresh_store();
+            let gate = Gate::from_postgres((*store).clone()).with_clock(clock.clone());
+            (gate, clock, Some(store))
+        }
+    }
+}
+
 fn bsuid() -> Address {
     Address::from_bsuid("US.13491208655302741918").unwrap()
 }
@@ -109,9 +140,8 @@ fn story(b: &wagate::Business, clock: &ManualClock) {
     .unwrap();
 }
 
-#[test]
-fn an_opt_out_survives_erasure_and_every_way_back() {
-    let (gate, clock) = gate();
+fn an_opt_out_survives_erasure_and_every_way_back(on: On) {
+    let (gate, clock, _store) = open(on);
     let b = gate.business("acme").unwrap();
     story(&b, &clock);
     clock.set(t(3 * HOUR));
@@ -204,9 +234,8 @@ fn an_opt_out_survives_erasure_and_every_way_back() {
     assert_eq!(reason(&b, &freeform(&user(1))), Reason::WindowOpen);
 }
 
-#[test]
-fn an_opted_in_person_loses_the_opt_in_with_its_proof() {
-    let (gate, clock) = gate();
+fn an_opted_in_person_loses_the_opt_in_with_its_proof(on: On) {
+    let (gate, clock, _store) = open(on);
     let b = gate.business("acme").unwrap();
     template(&b, "shipped", Category::Utility);
     b.ingest(&Event::Consent(
@@ -261,9 +290,8 @@ fn an_opted_in_person_loses_the_opt_in_with_its_proof() {
     assert!(b.verify().unwrap().broken.is_none());
 }
 
-#[test]
-fn forgetting_someone_never_seen_finds_nothing() {
-    let (gate, _clock) = gate();
+fn forgetting_someone_never_seen_finds_nothing(on: On) {
+    let (gate, _clock, _store) = open(on);
     let b = gate.business("acme").unwrap();
     b.ingest(&consent(&user(2), Action::OptIn, Scope::All, 0))
         .unwrap();
@@ -590,9 +618,8 @@ fn a_renamed_key_is_refused_and_a_forced_rename_breaks_the_chain() {
     }
 }
 
-#[test]
-fn a_returning_person_is_forgotten_again_with_their_new_sends() {
-    let (gate, clock) = gate();
+fn a_returning_person_is_forgotten_again_with_their_new_sends(on: On) {
+    let (gate, clock, _store) = open(on);
     let b = gate.business("acme").unwrap();
     template(&b, "shipped", Category::Utility);
     b.ingest(&consent(&user(1), Action::OptIn, Scope::All, 0))
@@ -624,9 +651,8 @@ fn a_returning_person_is_forgotten_again_with_their_new_sends() {
     assert!(b.send(&named, "k-back", &transport).unwrap().duplicate());
 }
 
-#[test]
-fn a_send_in_flight_during_forget_records_no_message_id() {
-    let (gate, clock) = gate();
+fn a_send_in_flight_during_forget_records_no_message_id(on: On) {
+    let (gate, clock, _store) = open(on);
     let b = gate.business("acme").unwrap();
     b.ingest(&inbound(
         &user(1),
@@ -743,68 +769,198 @@ fn decisions(b: &wagate::Business, u: &Address) -> Vec<(Verdict, Reason)> {
         .collect()
 }
 
+/// After `forget(u)`: nobody else's decisions change; `u`'s decisions are
+/// those of a person whose history holds only `u`'s opt-outs; the chain
+/// verifies with every head unchanged.
+fn forget_keeps_exactly_the_opt_outs(
+    on: On,
+    ops: Vec<(i64, Op)>,
+    later: i64,
+) -> Result<(), TestCaseError> {
+    let (gate, clock, _store) = open(on);
+    let b = gate.business("acme").unwrap();
+    template(&b, "shipped", Category::Utility);
+    template(&b, "promo", Category::Marketing);
+    let transport = RecordingTransport::new();
+    let mut ops = ops;
+    ops.sort_by_key(|(at, _)| *at);
+    for (i, (at, op)) in ops.into_iter().enumerate() {
+        clock.set(t(at));
+        match op {
+            Op::Inbound { user: u, body } => {
+                b.ingest(&inbound(
+                    &user(u + 1),
+                    &sender(0),
+                    MessageKind::Text,
+                    body,
+                    at,
+                    &format!("SM{i}"),
+                ))
+                .unwrap();
+            }
+            Op::Consent {
+                user: u,
+                opt_in,
+                marketing,
+            } => {
+                let action = if opt_in {
+                    Action::OptIn
+                } else {
+                    Action::OptOut
+                };
+                let scope = if marketing {
+                    Scope::Marketing
+                } else {
+                    Scope::All
+                };
+                b.ingest(&consent(&user(u + 1), action, scope, at)).unwrap();
+            }
+            Op::Send {
+                user: u,
+                content,
+                fail,
+            } => {
+                if let Some(code) = fail {
+                    transport.fail_next(TransportError {
+                        transient: false,
+                        code: Some(code),
+                        message: "refused".into(),
+                    });
+                }
+                b.send(
+                    &request(&user(u + 1), content),
+                    &format!("k{i}"),
+                    &transport,
+                )
+                .unwrap();
+            }
+        }
+    }
+    let now = 5 * DAY + later;
+    clock.set(t(now));
+    let forgotten = user(1);
+    let others_before: Vec<_> = (2..=3).map(|u| decisions(&b, &user(u))).collect();
+    let opt_outs: Vec<_> = b
+        .consent_history(&forgotten)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == Action::OptOut)
+        .collect();
+    let heads_before = heads(&b);
+
+    b.forget(&forgotten).unwrap();
+
+    let others_after: Vec<_> = (2..=3).map(|u| decisions(&b, &user(u))).collect();
+    prop_assert_eq!(others_before, others_after);
+    prop_assert_eq!(b.verify().unwrap().broken, None);
+    prop_assert_eq!(heads(&b), heads_before);
+    // The model: a fresh gate that only ever heard the opt-outs.
+    let (model_gate, model_clock) = crate::common::gate();
+    model_clock.set(t(now));
+    let m = model_gate.business("acme").unwrap();
+    template(&m, "shipped", Category::Utility);
+    template(&m, "promo", Category::Marketing);
+    for r in &opt_outs {
+        let mut e = ConsentEvent::new(
+            forgotten.clone(),
+            Action::OptOut,
+            r.scope,
+            r.at,
+            r.source.clone(),
+        );
+        e.received_at = Some(r.received_at);
+        m.ingest(&Event::Consent(e)).unwrap();
+    }
+    prop_assert_eq!(decisions(&b, &forgotten), decisions(&m, &forgotten));
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
-    /// After `forget(u)`: nobody else's decisions change; `u`'s decisions
-    /// are those of a person whose history holds only `u`'s opt-outs; the
-    /// chain verifies with every head unchanged.
     #[test]
-    fn forget_keeps_exactly_the_opt_outs(
+    fn forget_keeps_exactly_the_opt_outs_on_sqlite(
         ops in proptest::collection::vec((0i64..5 * DAY, arb_op()), 1..30),
         later in 0i64..2 * DAY,
     ) {
-        let (gate, clock) = gate();
-        let b = gate.business("acme").unwrap();
-        template(&b, "shipped", Category::Utility);
-        template(&b, "promo", Category::Marketing);
-        let transport = RecordingTransport::new();
-        let mut ops = ops;
-        ops.sort_by_key(|(at, _)| *at);
-        for (i, (at, op)) in ops.into_iter().enumerate() {
-            clock.set(t(at));
-            match op {
-                Op::Inbound { user: u, body } => {
-                    b.ingest(&inbound(&user(u + 1), &sender(0), MessageKind::Text, body, at, &format!("SM{i}"))).unwrap();
-                }
-                Op::Consent { user: u, opt_in, marketing } => {
-                    let action = if opt_in { Action::OptIn } else { Action::OptOut };
-                    let scope = if marketing { Scope::Marketing } else { Scope::All };
-                    b.ingest(&consent(&user(u + 1), action, scope, at)).unwrap();
-                }
-                Op::Send { user: u, content, fail } => {
-                    if let Some(code) = fail {
-                        transport.fail_next(TransportError { transient: false, code: Some(code), message: "refused".into() });
-                    }
-                    b.send(&request(&user(u + 1), content), &format!("k{i}"), &transport).unwrap();
-                }
-            }
-        }
-        let now = 5 * DAY + later;
-        clock.set(t(now));
-        let forgotten = user(1);
-        let others_before: Vec<_> = (2..=3).map(|u| decisions(&b, &user(u))).collect();
-        let opt_outs: Vec<_> = b.consent_history(&forgotten).unwrap().into_iter()
-            .filter(|r| r.action == Action::OptOut).collect();
-        let heads_before = heads(&b);
+        forget_keeps_exactly_the_opt_outs(On::Sqlite, ops, later)?;
+    }
+}
 
-        b.forget(&forgotten).unwrap();
+#[cfg(feature = "postgres")]
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
-        let others_after: Vec<_> = (2..=3).map(|u| decisions(&b, &user(u))).collect();
-        prop_assert_eq!(others_before, others_after);
-        prop_assert_eq!(b.verify().unwrap().broken, None);
-        prop_assert_eq!(heads(&b), heads_before);
-        // The model: a fresh gate that only ever heard the opt-outs.
-        let (model_gate, model_clock) = crate::common::gate();
-        model_clock.set(t(now));
-        let m = model_gate.business("acme").unwrap();
-        template(&m, "shipped", Category::Utility);
-        template(&m, "promo", Category::Marketing);
-        for r in &opt_outs {
-            let mut e = ConsentEvent::new(forgotten.clone(), Action::OptOut, r.scope, r.at, r.source.clone());
-            e.received_at = Some(r.received_at);
-            m.ingest(&Event::Consent(e)).unwrap();
-        }
-        prop_assert_eq!(decisions(&b, &forgotten), decisions(&m, &forgotten));
+    #[test]
+    fn forget_keeps_exactly_the_opt_outs_on_postgres(
+        ops in proptest::collection::vec((0i64..5 * DAY, arb_op()), 1..30),
+        later in 0i64..2 * DAY,
+    ) {
+        forget_keeps_exactly_the_opt_outs(On::Postgres, ops, later)?;
+    }
+}
+
+mod an_opt_out_survives_erasure_and_every_way_back {
+    #[test]
+    fn sqlite() {
+        super::an_opt_out_survives_erasure_and_every_way_back(super::On::Sqlite);
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres() {
+        super::an_opt_out_survives_erasure_and_every_way_back(super::On::Postgres);
+    }
+}
+
+mod an_opted_in_person_loses_the_opt_in_with_its_proof {
+    #[test]
+    fn sqlite() {
+        super::an_opted_in_person_loses_the_opt_in_with_its_proof(super::On::Sqlite);
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres() {
+        super::an_opted_in_person_loses_the_opt_in_with_its_proof(super::On::Postgres);
+    }
+}
+
+mod forgetting_someone_never_seen_finds_nothing {
+    #[test]
+    fn sqlite() {
+        super::forgetting_someone_never_seen_finds_nothing(super::On::Sqlite);
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres() {
+        super::forgetting_someone_never_seen_finds_nothing(super::On::Postgres);
+    }
+}
+
+mod a_returning_person_is_forgotten_again_with_their_new_sends {
+    #[test]
+    fn sqlite() {
+        super::a_returning_person_is_forgotten_again_with_their_new_sends(super::On::Sqlite);
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres() {
+        super::a_returning_person_is_forgotten_again_with_their_new_sends(super::On::Postgres);
+    }
+}
+
+mod a_send_in_flight_during_forget_records_no_message_id {
+    #[test]
+    fn sqlite() {
+        super::a_send_in_flight_during_forget_records_no_message_id(super::On::Sqlite);
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres() {
+        super::a_send_in_flight_during_forget_records_no_message_id(super::On::Postgres);
     }
 }
