@@ -70,3 +70,34 @@ pub fn consent(u: &Address, action: Action, scope: Scope, at: i64) -> Event {
         conditional: false,
     })
 }
+
+/// Which store a test runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum On {
+    Sqlite,
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// Where the PostgreSQL store of a test lives (dropped with the test).
+#[cfg(feature = "postgres")]
+pub type Kept = Option<crate::pg::FreshStore>;
+#[cfg(not(feature = "postgres"))]
+pub type Kept = Option<()>;
+
+/// A gate on the store `on`, with a manual clock.
+pub fn open(on: On) -> (Gate, Arc<ManualClock>, Kept) {
+    match on {
+        On::Sqlite => {
+            let (gate, clock) = gate();
+            (gate, clock, None)
+        }
+        #[cfg(feature = "postgres")]
+        On::Postgres => {
+            let clock = Arc::new(ManualClock::new(t(0)));
+            let store = crate::pg::fresh_store();
+            let gate = Gate::from_postgres((*store).clone()).with_clock(clock.clone());
+            (gate, clock, Some(store))
+        }
+    }
+}

@@ -17,37 +17,6 @@ use crate::store_file::TempDb;
 
 const DAY: i64 = 24 * HOUR;
 
-/// Which store a test runs on.
-#[derive(Clone, Copy, Debug)]
-enum On {
-    Sqlite,
-    #[cfg(feature = "postgres")]
-    Postgres,
-}
-
-/// Where the PostgreSQL store of a test lives (dropped with the test).
-#[cfg(feature = "postgres")]
-type Kept = Option<crate::pg::FreshStore>;
-#[cfg(not(feature = "postgres"))]
-type Kept = Option<()>;
-
-/// A gate on the store `on`, with a manual clock.
-fn open(on: On) -> (Gate, Arc<ManualClock>, Kept) {
-    match on {
-        On::Sqlite => {
-            let (gate, clock) = gate();
-            (gate, clock, None)
-        }
-        #[cfg(feature = "postgres")]
-        On::Postgres => {
-            let clock = Arc::new(ManualClock::new(t(0)));
-            let store = crate::pg::fresh_store();
-            let gate = Gate::from_postgres((*store).clone()).with_clock(clock.clone());
-            (gate, clock, Some(store))
-        }
-    }
-}
-
 fn bsuid() -> Address {
     Address::from_bsuid("US.13491208655302741918").unwrap()
 }

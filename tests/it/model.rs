@@ -316,184 +316,300 @@ fn keyword(body: &str) -> Option<Action> {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
-
-    #[test]
-    fn gate_matches_model(ops in proptest::collection::vec(arb_op(), 1..40)) {
-        let (gate, clock) = gate();
-        let b = gate.business("m").unwrap();
-        let transport = RecordingTransport::new();
-        let mut m = Model::default();
-        for (step, op) in ops.iter().enumerate() {
-            clock.set(t(m.now));
-            match *op {
-                Op::Advance { minutes } => m.now += minutes * MINUTE,
-                Op::Inbound { user: u, also, sender: s, kind, body, lag, id } => {
-                    let r = b.ingest(&Event::Inbound(InboundMessage {
-                        id: Some(format!("SM{id}")),
-                        from: address(u),
-                        user_id: also.map(address),
-                        to: sender(s),
-                        kind,
-                        body: Some(body.to_owned()),
-                        at: t(m.now - lag * MINUTE),
-                        received_at: None,
-                        referral: None,
-                    }));
-                    let said: Said = (u, also, s, kind, body);
-                    match m.inbound.get(&format!("SM{id}")) {
-                        Some(first) if *first == said => {
-                            prop_assert!(r.unwrap().duplicate, "step {}", step);
+/// The gate on store `on` against the model, over the operations `ops`.
+fn gate_matches_model(on: On, ops: &[Op]) -> Result<(), TestCaseError> {
+    let (gate, clock, _store) = open(on);
+    let b = gate.business("m").unwrap();
+    let transport = RecordingTransport::new();
+    let mut m = Model::default();
+    for (step, op) in ops.iter().enumerate() {
+        clock.set(t(m.now));
+        match *op {
+            Op::Advance { minutes } => m.now += minutes * MINUTE,
+            Op::Inbound {
+                user: u,
+                also,
+                sender: s,
+                kind,
+                body,
+                lag,
+                id,
+            } => {
+                let r = b.ingest(&Event::Inbound(InboundMessage {
+                    id: Some(format!("SM{id}")),
+                    from: address(u),
+                    user_id: also.map(address),
+                    to: sender(s),
+                    kind,
+                    body: Some(body.to_owned()),
+                    at: t(m.now - lag * MINUTE),
+                    received_at: None,
+                    referral: None,
+                }));
+                let said: Said = (u, also, s, kind, body);
+                match m.inbound.get(&format!("SM{id}")) {
+                    Some(first) if *first == said => {
+                        prop_assert!(r.unwrap().duplicate, "step {}", step);
+                    }
+                    Some(_) => {
+                        prop_assert!(
+                            matches!(r, Err(Error::MessageIdReused(_))),
+                            "step {}: {:?}",
+                            step,
+                            r
+                        );
+                    }
+                    None => {
+                        let out = r.unwrap();
+                        prop_assert!(!out.duplicate);
+                        m.inbound.insert(format!("SM{id}"), said);
+                        let eff = m.eff(lag);
+                        if let Some(x) = also {
+                            m.links.insert((u, x));
                         }
-                        Some(_) => {
-                            prop_assert!(matches!(r, Err(Error::MessageIdReused(_))), "step {}: {:?}", step, r);
+                        if kind.opens_window() {
+                            let w = m.windows.entry((u, s)).or_default();
+                            w.last_inbound = w.last_inbound.max(Some(t(eff)));
                         }
-                        None => {
-                            let out = r.unwrap();
-                            prop_assert!(!out.duplicate);
-                            m.inbound.insert(format!("SM{id}"), said);
-                            let eff = m.eff(lag);
-                            if let Some(x) = also {
-                                m.links.insert((u, x));
-                            }
-                            if kind.opens_window() {
-                                let w = m.windows.entry((u, s)).or_default();
-                                w.last_inbound = w.last_inbound.max(Some(t(eff)));
-                            }
-                            if kind == MessageKind::Text {
-                                match keyword(body) {
-                                    Some(Action::OptOut) => m.add_consent(u, Action::OptOut, Scope::All, eff, false),
-                                    Some(Action::OptIn) => m.add_consent(u, Action::OptIn, Scope::All, eff, true),
-                                    None => {}
+                        if kind == MessageKind::Text {
+                            match keyword(body) {
+                                Some(Action::OptOut) => {
+                                    m.add_consent(u, Action::OptOut, Scope::All, eff, false)
                                 }
-                            }
-                        }
-                    }
-                }
-                Op::Consent { user: u, opt_in, all, lag } => {
-                    let action = if opt_in { Action::OptIn } else { Action::OptOut };
-                    let scope = if all { Scope::All } else { Scope::Marketing };
-                    b.ingest(&Event::Consent(wagate::ConsentEvent {
-                        user: address(u), action, scope, at: t(m.now - lag * MINUTE),
-                        received_at: None, source: "model".into(), evidence: None, conditional: false,
-                    })).unwrap();
-                    let eff = m.eff(lag);
-                    m.add_consent(u, action, scope, eff, false);
-                }
-                Op::Template { name, marketing, status, lag } => {
-                    let category = if marketing { Category::Marketing } else { Category::Utility };
-                    b.ingest(&Event::Template(TemplateRecord {
-                        name: format!("t{name}"), language: "en".into(), category,
-                        status: TemplateStatus::parse(status).unwrap(),
-                        body: TemplateBody::parse(body_of(marketing)).unwrap(),
-                        at: t(m.now - lag * MINUTE), received_at: None,
-                        twilio_content_sid: None, meta_template_id: None,
-                    })).unwrap();
-                    let eff = m.eff(lag);
-                    let seq = m.next_seq();
-                    let tpl = m.templates.entry(name).or_default();
-                    if tpl.definition.is_none_or(|(e, s, _)| (eff, seq) >= (e, s)) {
-                        tpl.definition = Some((eff, seq, category));
-                    }
-                    if tpl.status.as_ref().is_none_or(|(e, s, _)| (eff, seq) >= (*e, *s)) {
-                        tpl.status = Some((eff, seq, status.to_ascii_lowercase()));
-                    }
-                }
-                Op::TemplateStatus { name, status, lag } => {
-                    // Kept even for a template not registered yet (R5).
-                    b.ingest(&Event::TemplateStatus(TemplateStatusUpdate {
-                        name: format!("t{name}"), language: "en".into(),
-                        status: TemplateStatus::parse(status).unwrap(),
-                        at: t(m.now - lag * MINUTE), received_at: None,
-                        twilio_content_sid: None, meta_template_id: None,
-                    })).unwrap();
-                    let eff = m.eff(lag);
-                    m.set_status(name, eff, status);
-                }
-                Op::Send { user: u, sender: s, content: c, confirm, key } => {
-                    let req = request(u, s, c, confirm);
-                    let r = b.send(&req, &format!("k{key}"), &transport);
-                    let want = m.decide(&req, u, s, c);
-                    match m.sends.get(&format!("k{key}")) {
-                        Some(first) if first.request == (u, s, c, confirm) => {
-                            let out = r.unwrap();
-                            prop_assert!(out.duplicate(), "step {}", step);
-                            prop_assert_eq!(out.decision.reason, first.reason);
-                        }
-                        Some(_) => {
-                            prop_assert!(matches!(r, Err(Error::KeyReused(_))), "step {}: {:?}", step, r);
-                        }
-                        None => {
-                            let out = r.unwrap();
-                            prop_assert!(!out.duplicate());
-                            prop_assert_eq!(&out.decision, &want, "step {}", step);
-                            prop_assert_eq!(out.sent(), want.is_allowed());
-                            if want.is_allowed() {
-                                if want.reason == Reason::OptOutConfirmation {
-                                    m.confirmations.insert(u, t(m.now));
+                                Some(Action::OptIn) => {
+                                    m.add_consent(u, Action::OptIn, Scope::All, eff, true)
                                 }
-                                m.sends.insert(format!("k{key}"), ModelSend {
-                                    request: (u, s, c, confirm),
-                                    user: u, sender: s, at: t(m.now),
-                                    template: c.checked_sub(1), reason: want.reason,
-                                });
+                                None => {}
                             }
                         }
-                    }
-                }
-                Op::Status { key, status, code } => {
-                    let r = b.ingest(&Event::Status(StatusCallback {
-                        id: format!("k{key}"), status, error_code: code, at: t(m.now), received_at: None,
-                        from: None, to: None,
-                        pricing: None,
-                    }));
-                    let Some(send) = m.sends.get(&format!("k{key}")).cloned() else {
-                        prop_assert!(matches!(r, Err(Error::UnknownMessage(_))), "step {}: status for a message never sent", step);
-                        continue;
-                    };
-                    prop_assert!(r.is_ok());
-                    let Some(code) = code else { continue };
-                    if m.feedback.insert((format!("k{key}"), code)) {
-                        let s_at = send.at.as_millis() - T0;
-                        m.feedback(send.user, send.sender, s_at, code, send.template);
-                    }
-                }
-                Op::Elsewhere { id, user: u, sender: s, code } => {
-                    let r = b.ingest(&Event::Status(
-                        StatusCallback::new(format!("X{id}"), DeliveryStatus::Failed, t(m.now))
-                            .with_error(code)
-                            .between(sender(s), address(u)),
-                    ));
-                    // Template codes need the template: nothing for these.
-                    let effect = matches!(code, 63016 | 131047 | 21610 | 131050);
-                    match m.elsewhere.get(&(id, code)) {
-                        Some(first) if effect && *first != (u, s) => {
-                            prop_assert!(matches!(r, Err(Error::MessageIdReused(_))), "step {}: {:?}", step, r);
-                        }
-                        _ => prop_assert!(r.is_ok(), "step {}: {:?}", step, r),
-                    }
-                    if effect && !m.elsewhere.contains_key(&(id, code)) {
-                        m.elsewhere.insert((id, code), (u, s));
-                        let now = m.now;
-                        m.feedback(u, s, now, code, None);
                     }
                 }
             }
-            // Compare every question the model can answer, for every address.
-            clock.set(t(m.now));
-            for u in 0..ADDRESSES {
-                for s in 0..2 {
-                    for c in 0..3 {
-                        for confirm in [false, true] {
-                            let req = request(u, s, c, confirm);
-                            let got = b.check(&req).unwrap();
-                            let want = m.decide(&req, u, s, c);
-                            prop_assert_eq!(&got, &want, "step {} after {:?}: user {} sender {} content {}", step, op, u, s, c);
+            Op::Consent {
+                user: u,
+                opt_in,
+                all,
+                lag,
+            } => {
+                let action = if opt_in {
+                    Action::OptIn
+                } else {
+                    Action::OptOut
+                };
+                let scope = if all { Scope::All } else { Scope::Marketing };
+                b.ingest(&Event::Consent(wagate::ConsentEvent {
+                    user: address(u),
+                    action,
+                    scope,
+                    at: t(m.now - lag * MINUTE),
+                    received_at: None,
+                    source: "model".into(),
+                    evidence: None,
+                    conditional: false,
+                }))
+                .unwrap();
+                let eff = m.eff(lag);
+                m.add_consent(u, action, scope, eff, false);
+            }
+            Op::Template {
+                name,
+                marketing,
+                status,
+                lag,
+            } => {
+                let category = if marketing {
+                    Category::Marketing
+                } else {
+                    Category::Utility
+                };
+                b.ingest(&Event::Template(TemplateRecord {
+                    name: format!("t{name}"),
+                    language: "en".into(),
+                    category,
+                    status: TemplateStatus::parse(status).unwrap(),
+                    body: TemplateBody::parse(body_of(marketing)).unwrap(),
+                    at: t(m.now - lag * MINUTE),
+                    received_at: None,
+                    twilio_content_sid: None,
+                    meta_template_id: None,
+                }))
+                .unwrap();
+                let eff = m.eff(lag);
+                let seq = m.next_seq();
+                let tpl = m.templates.entry(name).or_default();
+                if tpl.definition.is_none_or(|(e, s, _)| (eff, seq) >= (e, s)) {
+                    tpl.definition = Some((eff, seq, category));
+                }
+                if tpl
+                    .status
+                    .as_ref()
+                    .is_none_or(|(e, s, _)| (eff, seq) >= (*e, *s))
+                {
+                    tpl.status = Some((eff, seq, status.to_ascii_lowercase()));
+                }
+            }
+            Op::TemplateStatus { name, status, lag } => {
+                // Kept even for a template not registered yet (R5).
+                b.ingest(&Event::TemplateStatus(TemplateStatusUpdate {
+                    name: format!("t{name}"),
+                    language: "en".into(),
+                    status: TemplateStatus::parse(status).unwrap(),
+                    at: t(m.now - lag * MINUTE),
+                    received_at: None,
+                    twilio_content_sid: None,
+                    meta_template_id: None,
+                }))
+                .unwrap();
+                let eff = m.eff(lag);
+                m.set_status(name, eff, status);
+            }
+            Op::Send {
+                user: u,
+                sender: s,
+                content: c,
+                confirm,
+                key,
+            } => {
+                let req = request(u, s, c, confirm);
+                let r = b.send(&req, &format!("k{key}"), &transport);
+                let want = m.decide(&req, u, s, c);
+                match m.sends.get(&format!("k{key}")) {
+                    Some(first) if first.request == (u, s, c, confirm) => {
+                        let out = r.unwrap();
+                        prop_assert!(out.duplicate(), "step {}", step);
+                        prop_assert_eq!(out.decision.reason, first.reason);
+                    }
+                    Some(_) => {
+                        prop_assert!(
+                            matches!(r, Err(Error::KeyReused(_))),
+                            "step {}: {:?}",
+                            step,
+                            r
+                        );
+                    }
+                    None => {
+                        let out = r.unwrap();
+                        prop_assert!(!out.duplicate());
+                        prop_assert_eq!(&out.decision, &want, "step {}", step);
+                        prop_assert_eq!(out.sent(), want.is_allowed());
+                        if want.is_allowed() {
+                            if want.reason == Reason::OptOutConfirmation {
+                                m.confirmations.insert(u, t(m.now));
+                            }
+                            m.sends.insert(
+                                format!("k{key}"),
+                                ModelSend {
+                                    request: (u, s, c, confirm),
+                                    user: u,
+                                    sender: s,
+                                    at: t(m.now),
+                                    template: c.checked_sub(1),
+                                    reason: want.reason,
+                                },
+                            );
                         }
+                    }
+                }
+            }
+            Op::Status { key, status, code } => {
+                let r = b.ingest(&Event::Status(StatusCallback {
+                    id: format!("k{key}"),
+                    status,
+                    error_code: code,
+                    at: t(m.now),
+                    received_at: None,
+                    from: None,
+                    to: None,
+                    pricing: None,
+                }));
+                let Some(send) = m.sends.get(&format!("k{key}")).cloned() else {
+                    prop_assert!(
+                        matches!(r, Err(Error::UnknownMessage(_))),
+                        "step {}: status for a message never sent",
+                        step
+                    );
+                    continue;
+                };
+                prop_assert!(r.is_ok());
+                let Some(code) = code else { continue };
+                if m.feedback.insert((format!("k{key}"), code)) {
+                    let s_at = send.at.as_millis() - T0;
+                    m.feedback(send.user, send.sender, s_at, code, send.template);
+                }
+            }
+            Op::Elsewhere {
+                id,
+                user: u,
+                sender: s,
+                code,
+            } => {
+                let r = b.ingest(&Event::Status(
+                    StatusCallback::new(format!("X{id}"), DeliveryStatus::Failed, t(m.now))
+                        .with_error(code)
+                        .between(sender(s), address(u)),
+                ));
+                // Template codes need the template: nothing for these.
+                let effect = matches!(code, 63016 | 131047 | 21610 | 131050);
+                match m.elsewhere.get(&(id, code)) {
+                    Some(first) if effect && *first != (u, s) => {
+                        prop_assert!(
+                            matches!(r, Err(Error::MessageIdReused(_))),
+                            "step {}: {:?}",
+                            step,
+                            r
+                        );
+                    }
+                    _ => prop_assert!(r.is_ok(), "step {}: {:?}", step, r),
+                }
+                if effect && !m.elsewhere.contains_key(&(id, code)) {
+                    m.elsewhere.insert((id, code), (u, s));
+                    let now = m.now;
+                    m.feedback(u, s, now, code, None);
+                }
+            }
+        }
+        // Compare every question the model can answer, for every address.
+        clock.set(t(m.now));
+        for u in 0..ADDRESSES {
+            for s in 0..2 {
+                for c in 0..3 {
+                    for confirm in [false, true] {
+                        let req = request(u, s, c, confirm);
+                        let got = b.check(&req).unwrap();
+                        let want = m.decide(&req, u, s, c);
+                        prop_assert_eq!(
+                            &got,
+                            &want,
+                            "step {} after {:?}: user {} sender {} content {}",
+                            step,
+                            op,
+                            u,
+                            s,
+                            c
+                        );
                     }
                 }
             }
         }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn gate_matches_model_on_sqlite(ops in proptest::collection::vec(arb_op(), 1..40)) {
+        gate_matches_model(On::Sqlite, &ops)?;
+    }
+}
+
+#[cfg(feature = "postgres")]
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn gate_matches_model_on_postgres(ops in proptest::collection::vec(arb_op(), 1..40)) {
+        gate_matches_model(On::Postgres, &ops)?;
     }
 }
