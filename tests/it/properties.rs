@@ -398,8 +398,11 @@ fn all_checks(gate: &wagate::Gate, now_min: i64) -> Vec<(Verdict, Reason, Option
     out
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+/// Invariants through the store (R2, R3, R6), on the store `$on` with `$cases` cases.
+macro_rules! store_properties {
+    ($on:expr, $cases:expr) => {
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: $cases, ..ProptestConfig::default() })]
 
     /// R2/R3 through the store: the order webhooks arrive in does not change
     /// any decision, and duplicates (same id) change nothing.
@@ -418,8 +421,8 @@ proptest! {
             if all { Scope::All } else { Scope::Marketing },
             at * MINUTE,
         )));
-        let (g1, c1) = gate();
-        let (g2, c2) = gate();
+        let (g1, c1, _keep_g1) = open($on);
+        let (g2, c2, _keep_g2) = open($on);
         c1.set(t(now_min * MINUTE));
         c2.set(t(now_min * MINUTE));
         let b1 = g1.business("b").unwrap();
@@ -442,7 +445,7 @@ proptest! {
     fn window_never_moves_back(
         events in proptest::collection::vec(arb_inbound(), 1..16),
     ) {
-        let (g, c) = gate();
+        let (g, c, _keep_g) = open($on);
         c.set(t(200 * HOUR));
         let b = g.business("b").unwrap();
         let mut before = all_checks(&g, 0);
@@ -464,7 +467,7 @@ proptest! {
         events in proptest::collection::vec(arb_inbound(), 0..12),
         now_min in 0i64..(100 * 60),
     ) {
-        let (g, c) = gate();
+        let (g, c, _keep_g) = open($on);
         c.set(t(now_min * MINUTE));
         let b = g.business("b").unwrap();
         let events: Vec<In> = events.into_iter().enumerate().map(|(n, mut e)| { e.id = n as u8; e }).collect();
@@ -489,7 +492,7 @@ proptest! {
     /// ever reaches the transport, however many are tried.
     #[test]
     fn one_confirmation_per_opt_out(tries in proptest::collection::vec(0i64..10 * MINUTE, 1..8)) {
-        let (g, c) = gate();
+        let (g, c, _keep_g) = open($on);
         let b = g.business("b").unwrap();
         b.ingest(&inbound(&user(0), &sender(0), MessageKind::Text, "STOP", 0, "SM1")).unwrap();
         let transport = wagate::transport::RecordingTransport::new();
@@ -507,6 +510,19 @@ proptest! {
         prop_assert!(transport.sent().len() <= 1);
         prop_assert_eq!(transport.sent().len(), usize::from(tries[0] < 5 * MINUTE));
     }
+        }
+    };
+}
+
+mod store_properties_on_sqlite {
+    use super::*;
+    store_properties!(On::Sqlite, 64);
+}
+
+#[cfg(feature = "postgres")]
+mod store_properties_on_postgres {
+    use super::*;
+    store_properties!(On::Postgres, 12);
 }
 
 // RULES R8: people. Addresses 0 and 1 are phones, 2 and 3 business-scoped
@@ -615,8 +631,11 @@ fn arb_person_event() -> impl Strategy<Value = (u8, In, Option<(bool, bool)>)> {
     )
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+/// People (R8) through the store, on the store `$on` with `$cases` cases.
+macro_rules! people_properties {
+    ($on:expr, $cases:expr) => {
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: $cases, ..ProptestConfig::default() })]
 
     /// R8: events and links arriving in any order give the same decisions
     /// for every address, once everything has arrived.
@@ -645,7 +664,7 @@ proptest! {
             shuffled.swap(i, (x % (i as u64 + 1)) as usize);
         }
         let run = |list: &[Event]| {
-            let (g, c) = gate();
+            let (g, c, _keep_g) = open($on);
             c.set(t(now_min * MINUTE));
             let b = g.business("b").unwrap();
             templates_for_people(&b);
@@ -667,7 +686,7 @@ proptest! {
         now_min in 0i64..(100 * 60),
     ) {
         let run = |split: bool| {
-            let (g, c) = gate();
+            let (g, c, _keep_g) = open($on);
             c.set(t(now_min * MINUTE));
             let b = g.business("b").unwrap();
             templates_for_people(&b);
@@ -695,4 +714,17 @@ proptest! {
         prop_assert_eq!(&together[..6], &together[6..]);
         prop_assert_eq!(together, run(true));
     }
+        }
+    };
+}
+
+mod people_properties_on_sqlite {
+    use super::*;
+    people_properties!(On::Sqlite, 48);
+}
+
+#[cfg(feature = "postgres")]
+mod people_properties_on_postgres {
+    use super::*;
+    people_properties!(On::Postgres, 10);
 }
