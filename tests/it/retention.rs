@@ -97,8 +97,11 @@ fn decisions(b: &wagate::Business, times: &[i64]) -> Vec<(wagate::Verdict, wagat
     out
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+/// The purge property on the store `$on` with `$cases` cases.
+macro_rules! purge_properties {
+    ($on:expr, $cases:expr) => {
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: $cases, ..ProptestConfig::default() })]
 
     #[test]
     fn a_purge_never_changes_a_decision(
@@ -106,7 +109,7 @@ proptest! {
         keep_days in 7i64..29,
         as_of_offsets in proptest::collection::vec(0i64..1000, 3),
     ) {
-        let (gate, clock) = gate();
+        let (gate, clock, _keep) = open($on);
         let b = gate.business("acme").unwrap();
         for (name, category) in [("utility", Category::Utility), ("promo", Category::Marketing)] {
             b.ingest(&Event::Template(TemplateRecord {
@@ -176,11 +179,23 @@ proptest! {
         // And the trail still verifies.
         prop_assert!(b.verify().is_ok());
     }
+        }
+    };
 }
 
-#[test]
-fn a_purge_removes_old_rows_only_and_counts_them() {
-    let (gate, clock) = gate();
+mod on_sqlite {
+    use super::*;
+    purge_properties!(On::Sqlite, 48);
+}
+
+#[cfg(feature = "postgres")]
+mod on_postgres {
+    use super::*;
+    purge_properties!(On::Postgres, 12);
+}
+
+fn a_purge_removes_old_rows_only_and_counts_them(on: On) {
+    let (gate, clock, _keep) = open(on);
     let b = gate.business("acme").unwrap();
     let transport = RecordingTransport::new();
     for (day, id) in [(1, "SM-old"), (2, "SM-older-newest"), (25, "SM-new")] {
@@ -227,4 +242,17 @@ fn a_purge_removes_old_rows_only_and_counts_them() {
         b.purge(Duration::from_secs(6 * 24 * 3600), false),
         Err(wagate::Error::Retention(_))
     ));
+}
+
+mod a_purge_removes_old_rows_only_and_counts_them {
+    #[test]
+    fn sqlite() {
+        super::a_purge_removes_old_rows_only_and_counts_them(super::On::Sqlite);
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres() {
+        super::a_purge_removes_old_rows_only_and_counts_them(super::On::Postgres);
+    }
 }
