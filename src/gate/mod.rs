@@ -75,8 +75,9 @@ enum Shared {
     },
     /// PostgreSQL, shared by services on many machines: a pool; writes run
     /// side by side (the server groups their commits).
+    /// (Always `Some` until the gate goes: see `Drop`.)
     #[cfg(feature = "postgres")]
-    Postgres(crate::store::postgres::PgStore),
+    Postgres(Option<crate::store::postgres::PgStore>),
 }
 
 impl std::fmt::Debug for Gate {
@@ -173,6 +174,12 @@ impl Gate {
     /// most), created and migrated if needed. Several processes on several
     /// machines may open the same one.
     ///
+    /// The PostgreSQL client is blocking: in an async service, open the
+    /// gate outside the runtime or in `tokio::task::spawn_blocking`, and
+    /// use it through [`crate::gate::tokio::AsyncBusiness`] (which runs
+    /// store work on the blocking pool). Dropping the last clone anywhere
+    /// is safe: the pool is closed on a thread of its own.
+    ///
     /// # Errors
     /// As [`crate::store::postgres::PgStore::open`].
     #[cfg(feature = "postgres")]
@@ -185,7 +192,7 @@ impl Gate {
     /// A gate on an open PostgreSQL store.
     #[cfg(feature = "postgres")]
     pub fn from_postgres(store: crate::store::postgres::PgStore) -> Self {
-        Self::from_shared(Shared::Postgres(store))
+        Self::from_shared(Shared::Postgres(Some(store)))
     }
 
     /// Replaces the configuration (of this handle and the clones made from
@@ -215,7 +222,7 @@ impl Gate {
         match &*self.shared {
             Shared::Sqlite { readers, .. } => readers.as_ref().map_or(1, Readers::size),
             #[cfg(feature = "postgres")]
-            Shared::Postgres(pg) => pg.pool_size(),
+            Shared::Postgres(pg) => pg.as_ref().map_or(1, |pg| pg.pool_size()),
         }
     }
 
@@ -294,7 +301,7 @@ impl Gate {
                 store.lock().map_err(|_| Error::Poisoned)?.write(|w| f(w))
             }
             #[cfg(feature = "postgres")]
-            Shared::Postgres(pg) => pg.write(|w| {
+            Shared::Postgres(pg) => pg.as_ref().ok_or(Error::Poisoned)?.write(|w| {
                 let mut q = crate::store::postgres::PgQueries::new(w.db().tx());
                 f(&mut q)
             }),
@@ -310,9 +317,10 @@ impl Gate {
                 store.lock().map_err(|_| Error::Poisoned)?.read(|db| f(&db))
             }
             #[cfg(feature = "postgres")]
-            Shared::Postgres(pg) => {
-                pg.read(|db| f(&crate::store::postgres::PgQueries::new(db.tx())))
-            }
+            Shared::Postgres(pg) => pg
+                .as_ref()
+                .ok_or(Error::Poisoned)?
+                .read(|db| f(&crate::store::postgres::PgQueries::new(db.tx()))),
         }
     }
 
@@ -603,4 +611,22 @@ impl Business {
 /// in the future cannot be an arrival time), and now when not given.
 fn received(given: Option<Timestamp>, now: Timestamp) -> Timestamp {
     given.map_or(now, |r| r.min(now))
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for Shared {
+    /// The PostgreSQL client is blocking and runs a small runtime of its own
+    /// per connection, which may not start, or stop, on a thread that
+    /// drives an async runtime: the last clone of a gate dropped in an
+    /// async task would abort the process. The pool goes down on a thread
+    /// of its own.
+    fn drop(&mut self) {
+        if let Shared::Postgres(slot) = self
+            && let Some(store) = slot.take()
+        {
+            let _ = std::thread::Builder::new()
+                .name("wagate-pg-close".into())
+                .spawn(move || drop(store));
+        }
+    }
 }

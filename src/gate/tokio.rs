@@ -21,7 +21,7 @@
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo()).unwrap();
 //! ```
 
-use super::{Business, Reservation, SendOutcome};
+use super::{Business, Gate, Reservation, SendOutcome};
 use crate::address::Address;
 use crate::error::{Error, Result};
 use crate::event::{Event, IngestOutcome};
@@ -55,6 +55,22 @@ impl AsyncBusiness {
         tokio::task::spawn_blocking(move || f(&b))
             .await
             .map_err(|e| Error::Background(e.to_string()))?
+    }
+
+    /// The business `name` of `gate` (created on first use), looked up on
+    /// the blocking pool: what an async service calls instead of
+    /// [`Gate::business`], which blocks (and which a PostgreSQL store, whose
+    /// client is blocking, refuses to run on a thread that drives the
+    /// runtime).
+    ///
+    /// # Errors
+    /// As [`Gate::business`].
+    pub async fn open(gate: Gate, name: impl Into<String>) -> Result<Self> {
+        let name = name.into();
+        tokio::task::spawn_blocking(move || gate.business(&name))
+            .await
+            .map_err(|e| Error::Background(e.to_string()))?
+            .map(Self::new)
     }
 
     /// [`Business::ingest`] on the blocking pool (group commit included).

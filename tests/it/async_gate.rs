@@ -70,12 +70,12 @@ async fn a_send_dropped_after_its_reservation_never_sends_twice() {
     assert_eq!(recording.sent().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_async_facade_decides_as_the_sync_gate() {
-    let (gate, clock) = gate();
+async fn the_async_facade_decides_as_the_sync_gate(on: On) {
+    // Opening is blocking (the PostgreSQL client is): off the runtime.
+    let (gate, clock, keep) = tokio::task::spawn_blocking(move || open(on)).await.unwrap();
     clock.set(t(2 * HOUR));
-    let sync = gate.business("acme").unwrap();
-    let b = AsyncBusiness::new(sync.clone());
+    let b = AsyncBusiness::open(gate.clone(), "acme").await.unwrap();
+    let sync = b.blocking().clone();
     let events = vec![
         consent(&user(1), wagate::Action::OptIn, wagate::Scope::All, 0),
         inbound(&user(2), &sender(0), MessageKind::Text, "STOP", HOUR, "SM9"),
@@ -97,12 +97,38 @@ async fn the_async_facade_decides_as_the_sync_gate() {
         })
         .collect();
     let many = b.check_many(reqs.clone()).await.unwrap();
-    for ((req, _), d) in reqs.iter().zip(many) {
-        assert_eq!(d.unwrap(), sync.check(req).unwrap());
+    // The blocking API, from a blocking thread (the PostgreSQL client
+    // refuses to block a thread that drives the runtime).
+    let one_by_one = tokio::task::spawn_blocking(move || {
+        reqs.iter()
+            .map(|(req, _)| sync.check(req).unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for (d, one) in many.into_iter().zip(one_by_one) {
+        assert_eq!(d.unwrap(), one);
     }
     // An erasure from a service's endpoint: user 2's STOP still holds.
     let gone = b.forget(user(2)).await.unwrap();
     assert_eq!((gone.addresses, gone.consent_events), (1, 1));
     let stop = SendRequest::between(sender(0), user(2), Content::text("x"));
     assert_eq!(b.check(stop).await.unwrap().reason, Reason::OptedOut);
+    // The last clones go inside the runtime: no abort. (The schema is
+    // dropped off the runtime too.)
+    drop((gate, b));
+    tokio::task::spawn_blocking(move || drop(keep))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_async_facade_decides_as_the_sync_gate_on_sqlite() {
+    the_async_facade_decides_as_the_sync_gate(On::Sqlite).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_async_facade_decides_as_the_sync_gate_on_postgres() {
+    the_async_facade_decides_as_the_sync_gate(On::Postgres).await;
 }
