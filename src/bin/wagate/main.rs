@@ -297,7 +297,7 @@ fn run(cli: Cli) -> Result<u8, Fail> {
     };
     let business = cli.business.as_str();
     match cli.command {
-        Command::Replay(args) => replay::run(&args),
+        Command::Replay(args) => replay::run(&args, &db),
         Command::Demo => {
             demo::run(&mut std::io::stdout().lock(), cli.db.as_deref()).map_err(Fail::from)
         }

@@ -1,4 +1,6 @@
-//! `wagate replay`: scenario files on a fresh temporary engine each.
+//! `wagate replay`: scenario files on a fresh temporary engine each (an
+//! in-memory SQLite one; with `--db postgres://...`, a fresh PostgreSQL
+//! schema per file, dropped after it).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,17 +23,24 @@ pub struct Args {
 /// Replays each file, line by line (a line that is too long or not UTF-8
 /// is an error line of its own); exits 1 if any line erred. A `config`
 /// line that fails stops its file there.
-pub fn run(args: &Args) -> Result<u8, Fail> {
+pub fn run(args: &Args, db: &crate::Db<'_>) -> Result<u8, Fail> {
     let mut failed = false;
     let mut out = std::io::stdout().lock();
-    for file in &args.files {
+    for (k, file) in args.files.iter().enumerate() {
         let f = std::fs::File::open(file).map_err(|e| {
             Fail(
                 EXIT_BAD_INPUT,
                 format!("cannot read {}: {e}", file.display()),
             )
         })?;
-        let mut replay = Replay::new();
+        let fresh = match db.url() {
+            Some(url) => Some(Fresh::open(url, k)?),
+            None => None,
+        };
+        let mut replay = match &fresh {
+            Some(f) => Replay::on(f.gate()),
+            None => Replay::new(),
+        };
         let lines = capped_lines(std::io::BufReader::new(f), args.limit.max_line_bytes);
         for (i, line) in lines.enumerate() {
             let n = i + 1;
@@ -49,10 +58,61 @@ pub fn run(args: &Args) -> Result<u8, Fail> {
                 break;
             }
         }
+        drop(replay);
+        if let Some(f) = fresh {
+            f.drop_schema()?;
+        }
     }
     Ok(if failed { EXIT_BAD_INPUT } else { 0 })
 }
 
+/// A PostgreSQL schema of its own for one scenario file.
+#[cfg(feature = "postgres")]
+struct Fresh(wagate::store::postgres::PgStore);
+
+#[cfg(feature = "postgres")]
+impl Fresh {
+    fn open(url: &str, k: usize) -> Result<Self, Fail> {
+        let schema = format!("wagate_replay_{}_{k}", std::process::id());
+        wagate::store::postgres::PgStore::open(url, &schema)
+            .map(Fresh)
+            .map_err(|e| Fail(EXIT_BAD_INPUT, format!("PostgreSQL store: {e}")))
+    }
+
+    fn gate(&self) -> wagate::Gate {
+        wagate::Gate::from_postgres(self.0.clone())
+    }
+
+    fn drop_schema(self) -> Result<(), Fail> {
+        self.0
+            .drop_schema()
+            .map_err(|e| Fail(EXIT_BAD_INPUT, format!("PostgreSQL store: {e}")))
+    }
+}
+
+/// Without the `postgres` feature a URL is refused before any file (no
+/// value of this type exists).
+#[cfg(not(feature = "postgres"))]
+enum Fresh {}
+
+#[cfg(not(feature = "postgres"))]
+impl Fresh {
+    fn open(_url: &str, _k: usize) -> Result<Self, Fail> {
+        Err(Fail(
+            crate::EXIT_USAGE,
+            "this wagate was built without PostgreSQL support: build it with --features postgres"
+                .into(),
+        ))
+    }
+
+    fn gate(&self) -> wagate::Gate {
+        match *self {}
+    }
+
+    fn drop_schema(self) -> Result<(), Fail> {
+        match self {}
+    }
+}
 /// An error line whose message quotes long input, with the quotes cut.
 fn short(n: usize, o: Output) -> Output {
     if !o.is_error {
