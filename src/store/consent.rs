@@ -4,7 +4,9 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::trail::{AddressHead, EventRow, TrailWalk, Walked, parse_action, parse_scope};
+use super::trail::{
+    AddressHead, EventRow, TrailWalk, Walked, chain_prev, parse_action, parse_scope,
+};
 use super::{AddressRow, BusinessRef, Db, corrupt};
 use crate::chain::{Evidence, Hash, Link, LinkV1, SALT_LEN, subject_of_key};
 use crate::error::{Error, Result};
@@ -125,21 +127,7 @@ impl Db<'_> {
             .0
             .prepare_cached("SELECT consent_count, consent_head FROM users WHERE id = ?1")?
             .query_row([user.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let prev = match (count, head) {
-            (0, None) => Hash::ZERO,
-            (n, Some(h)) if n > 0 => Hash::from_slice(&h).ok_or_else(|| Error::ChainBroken {
-                user: user.key.clone(),
-                seq: n,
-                detail: "the recorded head is not a hash".into(),
-            })?,
-            (n, _) => {
-                return Err(Error::ChainBroken {
-                    user: user.key.clone(),
-                    seq: n,
-                    detail: "the recorded count and head disagree".into(),
-                });
-            }
-        };
+        let prev = chain_prev(&user.key, count, head.as_deref())?;
         let seq = count + 1;
         let salt = new_salt()?;
         let subject = subject_of_key(&self.secret()?, business.id, &user.key).ok_or_else(|| {

@@ -370,11 +370,11 @@ impl Db<'_> {
         Ok(ts(v))
     }
 
-    /// Every window of a person, per sender: (sender, facts).
+    /// The senders with a window with any address of a person, in order.
     ///
     /// # Errors
     /// A store error.
-    pub fn person_windows(self, business: i64, person: i64) -> Result<Vec<(String, WindowFacts)>> {
+    pub fn window_senders(self, business: i64, person: i64) -> Result<Vec<String>> {
         let mut stmt = self.0.prepare_cached(
             "SELECT DISTINCT w.sender FROM users u JOIN windows w
                ON w.business_id = u.business_id AND w.user_id = u.id
@@ -383,13 +383,7 @@ impl Db<'_> {
         let senders = stmt
             .query_map(params![business, person], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        senders
-            .into_iter()
-            .map(|s| {
-                let w = self.person_window(business, &Addresses::Person(person), &s, None)?;
-                Ok((s, w))
-            })
-            .collect()
+        Ok(senders)
     }
 
     /// Records a provider error code from a callback about a message sent

@@ -361,40 +361,6 @@ impl Db<'_> {
             .query_row(params![business, id], |r| r.get(0))?)
     }
 
-    /// Checks that the person an address is read as is what its links say:
-    /// an unlinked address has no link, and a linked person is exactly the
-    /// addresses its links reach. A decision on a person whose rows were
-    /// altered would otherwise read only part of them (fail closed).
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`] when they disagree, or a store error.
-    pub fn check_person(self, business: i64, address: &AddressRow) -> Result<()> {
-        let bad = |detail: String| corrupt("users", detail);
-        if !address.linked {
-            if self.has_links(business, address.id)? {
-                return Err(bad(format!(
-                    "{} has links but is recorded as unlinked: the people of this database were altered (run `wagate verify`)",
-                    address.key
-                )));
-            }
-            return Ok(());
-        }
-        let reached = self.person_as_of(business, address, Timestamp::from_millis(i64::MAX))?;
-        let mut members: Vec<i64> = self
-            .person_addresses(business, address.person)?
-            .iter()
-            .map(|a| a.id)
-            .collect();
-        members.sort_unstable();
-        if reached != members || reached.first() != Some(&address.person) {
-            return Err(bad(format!(
-                "the person of {} is not what its links say: the people of this database were altered (run `wagate verify`)",
-                address.key
-            )));
-        }
-        Ok(())
-    }
-
     /// Checks every person of a business against its links and returns the
     /// first disagreement, if any; feeds every link into `digest`.
     ///

@@ -34,7 +34,7 @@ pub trait Queries {
     fn person_addresses(&self, business: i64, person: i64) -> Result<Vec<AddressRow>>;
     fn person_links(&self, business: i64, person: i64) -> Result<Vec<LinkRow>>;
     fn person_as_of(&self, business: i64, start: &AddressRow, t: Timestamp) -> Result<Vec<i64>>;
-    fn check_person(&self, business: i64, address: &AddressRow) -> Result<()>;
+    fn has_links(&self, business: i64, id: i64) -> Result<bool>;
     fn for_each_link(
         &self,
         business: BusinessRef<'_>,
@@ -86,7 +86,8 @@ pub trait Queries {
         sender: &str,
         as_of: Option<Timestamp>,
     ) -> Result<WindowFacts>;
-    fn person_windows(&self, business: i64, person: i64) -> Result<Vec<(String, WindowFacts)>>;
+    /// The senders with a window with any address of a person, in order.
+    fn window_senders(&self, business: i64, person: i64) -> Result<Vec<String>>;
     fn mark_external_feedback(&self, business: i64, f: &ExternalFeedback<'_>) -> Result<bool>;
 
     // Templates (R5).
@@ -106,7 +107,8 @@ pub trait Queries {
         received_at: Timestamp,
         source: &str,
     ) -> Result<bool>;
-    fn templates(&self, business: i64) -> Result<Vec<TemplateRow>>;
+    /// (name, language) of every registered template, in order.
+    fn template_keys(&self, business: i64) -> Result<Vec<(String, String)>>;
 
     // Sends and feedback (R7).
     fn send_by_key(&self, business: i64, key: &str) -> Result<Option<SendRow>>;
@@ -132,6 +134,74 @@ pub trait Queries {
     fn purgeable(&self, business: i64, cutoff_ms: i64) -> Result<Purged>;
     fn forget(&self, business: BusinessRef<'_>, address: &str, now: Timestamp)
     -> Result<Forgotten>;
+
+    // What both stores compute the same way from the queries above.
+
+    /// Checks that the person an address is read as is what its links say:
+    /// an unlinked address has no link, and a linked person is exactly the
+    /// addresses its links reach. A decision on a person whose rows were
+    /// altered would otherwise read only part of them (fail closed).
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] when they disagree, or a store error.
+    fn check_person(&self, business: i64, address: &AddressRow) -> Result<()> {
+        let bad = |detail: String| super::corrupt("users", detail);
+        if !address.linked {
+            if self.has_links(business, address.id)? {
+                return Err(bad(format!(
+                    "{} has links but is recorded as unlinked: the people of this database were altered (run `wagate verify`)",
+                    address.key
+                )));
+            }
+            return Ok(());
+        }
+        let reached = self.person_as_of(business, address, Timestamp::from_millis(i64::MAX))?;
+        let mut members: Vec<i64> = self
+            .person_addresses(business, address.person)?
+            .iter()
+            .map(|a| a.id)
+            .collect();
+        members.sort_unstable();
+        if reached != members || reached.first() != Some(&address.person) {
+            return Err(bad(format!(
+                "the person of {} is not what its links say: the people of this database were altered (run `wagate verify`)",
+                address.key
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every window of a person, per sender: (sender, facts).
+    ///
+    /// # Errors
+    /// A store error.
+    fn person_windows(&self, business: i64, person: i64) -> Result<Vec<(String, WindowFacts)>> {
+        self.window_senders(business, person)?
+            .into_iter()
+            .map(|s| {
+                let w = self.person_window(business, &Addresses::Person(person), &s, None)?;
+                Ok((s, w))
+            })
+            .collect()
+    }
+
+    /// Every registered template of a business, by name and language.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] or a store error.
+    fn templates(&self, business: i64) -> Result<Vec<TemplateRow>> {
+        let mut out = Vec::new();
+        for (name, language) in self.template_keys(business)? {
+            if let Some(template) = self.template(business, &name, &language, None)? {
+                out.push(TemplateRow {
+                    name,
+                    language,
+                    template,
+                });
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// An open write transaction of a store: its queries, and savepoints so
@@ -215,7 +285,7 @@ forward! {
     person_addresses(business: i64, person: i64) -> Result<Vec<AddressRow>>;
     person_links(business: i64, person: i64) -> Result<Vec<LinkRow>>;
     person_as_of(business: i64, start: &AddressRow, t: Timestamp) -> Result<Vec<i64>>;
-    check_person(business: i64, address: &AddressRow) -> Result<()>;
+    has_links(business: i64, id: i64) -> Result<bool>;
     for_each_link(
         business: BusinessRef<'_>,
         since: Option<Timestamp>,
@@ -244,7 +314,7 @@ forward! {
         sender: &str,
         as_of: Option<Timestamp>
     ) -> Result<WindowFacts>;
-    person_windows(business: i64, person: i64) -> Result<Vec<(String, WindowFacts)>>;
+    window_senders(business: i64, person: i64) -> Result<Vec<String>>;
     mark_external_feedback(business: i64, f: &ExternalFeedback<'_>) -> Result<bool>;
     template(
         business: i64,
@@ -259,7 +329,7 @@ forward! {
         received_at: Timestamp,
         source: &str
     ) -> Result<bool>;
-    templates(business: i64) -> Result<Vec<TemplateRow>>;
+    template_keys(business: i64) -> Result<Vec<(String, String)>>;
     send_by_key(business: i64, key: &str) -> Result<Option<SendRow>>;
     key_request(business: i64, key: &str) -> Result<Option<Hash>>;
     send_by_provider_id(business: i64, provider_id: &str) -> Result<Option<SendRow>>;

@@ -276,11 +276,11 @@ impl Db<'_> {
         Ok(())
     }
 
-    /// Every registered template of a business, by name and language.
+    /// (name, language) of every registered template, in order.
     ///
     /// # Errors
-    /// [`crate::Error::Corrupt`] or a store error.
-    pub fn templates(self, business: i64) -> Result<Vec<TemplateRow>> {
+    /// A store error.
+    pub fn template_keys(self, business: i64) -> Result<Vec<(String, String)>> {
         let mut stmt = self.0.prepare_cached(
             "SELECT name, language FROM templates WHERE business_id = ?1 ORDER BY name, language",
         )?;
@@ -289,16 +289,6 @@ impl Db<'_> {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut out = Vec::with_capacity(keys.len());
-        for (name, language) in keys {
-            if let Some(template) = self.template(business, &name, &language, None)? {
-                out.push(TemplateRow {
-                    name,
-                    language,
-                    template,
-                });
-            }
-        }
-        Ok(out)
+        Ok(keys)
     }
 }

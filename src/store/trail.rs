@@ -270,6 +270,24 @@ impl Chain {
     }
 }
 
+/// The hash an address's next event chains to: zeros for its first, else
+/// its recorded head, which must agree with its recorded count.
+pub(crate) fn chain_prev(key: &str, count: i64, head: Option<&[u8]>) -> Result<Hash> {
+    match (count, head) {
+        (0, None) => Ok(Hash::ZERO),
+        (n, Some(h)) if n > 0 => Hash::from_slice(h).ok_or_else(|| Error::ChainBroken {
+            user: key.to_owned(),
+            seq: n,
+            detail: "the recorded head is not a hash".into(),
+        }),
+        (n, _) => Err(Error::ChainBroken {
+            user: key.to_owned(),
+            seq: n,
+            detail: "the recorded count and head disagree".into(),
+        }),
+    }
+}
+
 pub(crate) fn parse_action(s: &str) -> Result<Action> {
     s.parse()
         .map_err(|e| corrupt("consent_events", format!("{e}")))

@@ -17,12 +17,14 @@ use ::postgres::types::{FromSql, ToSql};
 use super::super::consent::new_salt;
 use super::super::erasure::{TOMBSTONE, tombstone_key};
 use super::super::inbound::keyword_str;
-use super::super::trail::{AddressHead, EventRow, TrailWalk, Walked, parse_action, parse_scope};
+use super::super::trail::{
+    AddressHead, EventRow, TrailWalk, Walked, chain_prev, parse_action, parse_scope,
+};
 use super::super::{
     AddressRow, Addresses, BusinessRef, ChainHead, ConsentRow, ExternalFeedback, Forgotten,
     InboundInsert, LinkRow, NewConsent, NewInbound, NewLink, NewSend, Purged, Queries, SendAnswer,
-    SendFilter, SendRecord, SendRow, SendState, Stats, StoredTemplate, TemplateRow, VerifyReport,
-    WindowRaise, corrupt, ts,
+    SendFilter, SendRecord, SendRow, SendState, Stats, StoredTemplate, VerifyReport, WindowRaise,
+    corrupt, ts,
 };
 use crate::address::Address;
 use crate::chain::{Digest, Evidence, Hash, Link, SALT_LEN, subject_of_key};
@@ -114,15 +116,6 @@ impl<'a, 't> PgQueries<'a, 't> {
             key: key.to_owned(),
             linked: flag(&r, 2)?,
         }))
-    }
-
-    fn has_links(&self, business: i64, id: i64) -> Result<bool> {
-        let r = self.one(
-            "SELECT EXISTS (SELECT 1 FROM links WHERE business_id = $1 AND phone_id = $2)
-                 OR EXISTS (SELECT 1 FROM links WHERE business_id = $1 AND bsuid_id = $2)",
-            &[&business, &id],
-        )?;
-        col(&r, 0)
     }
 
     /// Reads the trail of some addresses (a person, one address, or the
@@ -670,31 +663,13 @@ impl Queries for PgQueries<'_, '_> {
         Ok(seen)
     }
 
-    fn check_person(&self, business: i64, address: &AddressRow) -> Result<()> {
-        let bad = |detail: String| corrupt("users", detail);
-        if !address.linked {
-            if self.has_links(business, address.id)? {
-                return Err(bad(format!(
-                    "{} has links but is recorded as unlinked: the people of this database were altered (run `wagate verify`)",
-                    address.key
-                )));
-            }
-            return Ok(());
-        }
-        let reached = self.person_as_of(business, address, Timestamp::from_millis(i64::MAX))?;
-        let mut members: Vec<i64> = self
-            .person_addresses(business, address.person)?
-            .iter()
-            .map(|a| a.id)
-            .collect();
-        members.sort_unstable();
-        if reached != members || reached.first() != Some(&address.person) {
-            return Err(bad(format!(
-                "the person of {} is not what its links say: the people of this database were altered (run `wagate verify`)",
-                address.key
-            )));
-        }
-        Ok(())
+    fn has_links(&self, business: i64, id: i64) -> Result<bool> {
+        let r = self.one(
+            "SELECT EXISTS (SELECT 1 FROM links WHERE business_id = $1 AND phone_id = $2)
+                 OR EXISTS (SELECT 1 FROM links WHERE business_id = $1 AND bsuid_id = $2)",
+            &[&business, &id],
+        )?;
+        col(&r, 0)
     }
 
     fn for_each_link(
@@ -729,21 +704,7 @@ impl Queries for PgQueries<'_, '_> {
             &[&user.id],
         )?;
         let (count, head): (i64, Option<Vec<u8>>) = (col(&r, 0)?, col(&r, 1)?);
-        let prev = match (count, head) {
-            (0, None) => Hash::ZERO,
-            (n, Some(h)) if n > 0 => Hash::from_slice(&h).ok_or_else(|| Error::ChainBroken {
-                user: user.key.clone(),
-                seq: n,
-                detail: "the recorded head is not a hash".into(),
-            })?,
-            (n, _) => {
-                return Err(Error::ChainBroken {
-                    user: user.key.clone(),
-                    seq: n,
-                    detail: "the recorded count and head disagree".into(),
-                });
-            }
-        };
+        let prev = chain_prev(&user.key, count, head.as_deref())?;
         let seq = count + 1;
         let salt = new_salt()?;
         let subject = subject_of_key(&self.secret()?, business.id, &user.key).ok_or_else(|| {
@@ -1072,27 +1033,19 @@ impl Queries for PgQueries<'_, '_> {
         })
     }
 
-    fn person_windows(&self, business: i64, person: i64) -> Result<Vec<(String, WindowFacts)>> {
-        let senders: Vec<String> = self
-            .all(
-                &format!(
-                    "SELECT w.sender FROM users u JOIN windows w
-                       ON w.business_id = u.business_id AND w.user_id = u.id
-                     WHERE u.business_id = $1 AND u.person_id = $2
-                     GROUP BY w.sender ORDER BY w.sender {BY_KEY}"
-                ),
-                &[&business, &person],
-            )?
-            .iter()
-            .map(|r| col(r, 0))
-            .collect::<Result<_>>()?;
-        senders
-            .into_iter()
-            .map(|s| {
-                let w = self.person_window(business, &Addresses::Person(person), &s, None)?;
-                Ok((s, w))
-            })
-            .collect()
+    fn window_senders(&self, business: i64, person: i64) -> Result<Vec<String>> {
+        self.all(
+            &format!(
+                "SELECT w.sender FROM users u JOIN windows w
+                   ON w.business_id = u.business_id AND w.user_id = u.id
+                 WHERE u.business_id = $1 AND u.person_id = $2
+                 GROUP BY w.sender ORDER BY w.sender {BY_KEY}"
+            ),
+            &[&business, &person],
+        )?
+        .iter()
+        .map(|r| col(r, 0))
+        .collect()
     }
 
     fn mark_external_feedback(&self, business: i64, f: &ExternalFeedback<'_>) -> Result<bool> {
@@ -1274,29 +1227,17 @@ impl Queries for PgQueries<'_, '_> {
         Ok(n == 1)
     }
 
-    fn templates(&self, business: i64) -> Result<Vec<TemplateRow>> {
-        let keys: Vec<(String, String)> = self
-            .all(
-                &format!(
-                    "SELECT name, language FROM templates WHERE business_id = $1
-                     ORDER BY name {BY_KEY}, language {BY_KEY}"
-                ),
-                &[&business],
-            )?
-            .iter()
-            .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
-            .collect::<Result<_>>()?;
-        let mut out = Vec::with_capacity(keys.len());
-        for (name, language) in keys {
-            if let Some(template) = self.template(business, &name, &language, None)? {
-                out.push(TemplateRow {
-                    name,
-                    language,
-                    template,
-                });
-            }
-        }
-        Ok(out)
+    fn template_keys(&self, business: i64) -> Result<Vec<(String, String)>> {
+        self.all(
+            &format!(
+                "SELECT name, language FROM templates WHERE business_id = $1
+                 ORDER BY name {BY_KEY}, language {BY_KEY}"
+            ),
+            &[&business],
+        )?
+        .iter()
+        .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+        .collect()
     }
 
     fn send_by_key(&self, business: i64, key: &str) -> Result<Option<SendRow>> {
