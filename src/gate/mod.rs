@@ -123,13 +123,30 @@ pub fn check_business_name(name: &str) -> Result<()> {
     }
 }
 
+/// The database named as a PostgreSQL URL, if it is one.
+fn postgres_url(path: &Path) -> Option<&str> {
+    path.to_str()
+        .filter(|p| p.starts_with("postgres://") || p.starts_with("postgresql://"))
+}
+
 impl Gate {
     /// Opens (creating if needed) a database file, with the default
-    /// configuration and the system clock.
+    /// configuration and the system clock. A `postgres://` (or
+    /// `postgresql://`) URL opens the PostgreSQL store instead, in its
+    /// default schema (feature `postgres`; see [`Gate::open_postgres`]).
     ///
     /// # Errors
-    /// [`Error::SchemaTooNew`], [`Error::Corrupt`] or a store error.
+    /// [`Error::SchemaTooNew`], [`Error::Corrupt`] or a store error;
+    /// [`Error::InvalidEvent`] for a URL in a build without PostgreSQL.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        if let Some(url) = postgres_url(path.as_ref()) {
+            #[cfg(feature = "postgres")]
+            return Self::open_postgres(url, crate::store::postgres::DEFAULT_SCHEMA);
+            #[cfg(not(feature = "postgres"))]
+            return Err(Error::InvalidEvent(format!(
+                "{url}: this build has no PostgreSQL store (cargo feature `postgres`)"
+            )));
+        }
         let writer = Store::open(path.as_ref())?;
         Ok(Self::from_stores(writer, Some(Readers::new(path.as_ref()))))
     }
