@@ -319,7 +319,7 @@ impl Gate {
             }
             #[cfg(feature = "postgres")]
             Shared::Postgres(pg) => pg.as_ref().ok_or(Error::Poisoned)?.write(|w| {
-                let mut q = crate::store::postgres::PgQueries::new(w.db().tx());
+                let mut q = crate::store::postgres::PgQueries::new(w.db());
                 f(&mut q)
             }),
         }
@@ -337,7 +337,7 @@ impl Gate {
             Shared::Postgres(pg) => pg
                 .as_ref()
                 .ok_or(Error::Poisoned)?
-                .read(|db| f(&crate::store::postgres::PgQueries::new(db.tx()))),
+                .read(|db| f(&crate::store::postgres::PgQueries::new(db))),
         }
     }
 

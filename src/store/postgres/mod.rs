@@ -81,8 +81,43 @@ pub const DEFAULT_SCHEMA: &str = "wagate";
 /// races (serialization failures, deadlocks) before giving up.
 pub const WRITE_ATTEMPTS: u32 = 32;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
-type Pooled = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<Manager>;
+type Pooled = r2d2::PooledConnection<Manager>;
+
+/// A pooled connection with the statements prepared on it: each query of
+/// the store is prepared once per connection and then runs in one round
+/// trip, instead of a prepare and an execute every time.
+pub(crate) struct Conn {
+    client: Client,
+    statements: Statements,
+}
+
+/// Prepared statements of one connection, by their SQL.
+pub(crate) type Statements = std::collections::HashMap<String, ::postgres::Statement>;
+
+/// r2d2_postgres's manager, with a statement cache per connection.
+#[derive(Debug)]
+struct Manager(PostgresConnectionManager<NoTls>);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = ::postgres::Error;
+
+    fn connect(&self) -> std::result::Result<Conn, ::postgres::Error> {
+        Ok(Conn {
+            client: self.0.connect()?,
+            statements: Statements::new(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), ::postgres::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
+}
 
 /// How a [`PgStore`] connects.
 #[derive(Clone, Debug)]
@@ -133,8 +168,9 @@ struct Setup {
     search_path: String,
 }
 
-impl r2d2::CustomizeConnection<Client, ::postgres::Error> for Setup {
-    fn on_acquire(&self, conn: &mut Client) -> std::result::Result<(), ::postgres::Error> {
+impl r2d2::CustomizeConnection<Conn, ::postgres::Error> for Setup {
+    fn on_acquire(&self, conn: &mut Conn) -> std::result::Result<(), ::postgres::Error> {
+        let conn = &mut conn.client;
         conn.batch_execute(&self.search_path)?;
         let level: String = conn
             .query_one("SELECT current_setting('synchronous_commit')", &[])?
@@ -210,7 +246,7 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = Manager(PostgresConnectionManager::new(config, NoTls));
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size)
             // One connection at once, so a wrong URL fails here.
@@ -225,7 +261,7 @@ impl PgStore {
             schema: schema.to_owned(),
         };
         let mut conn = store.conn()?;
-        migrate::migrate(&mut conn, schema)?;
+        migrate::migrate(&mut conn.client, schema)?;
         drop(conn);
         // The first transaction checks everything a transaction checks.
         store.read(|_| Ok(()))?;
@@ -248,7 +284,7 @@ impl PgStore {
     /// A store error.
     pub fn schema_version(&self) -> Result<i64> {
         let mut conn = self.conn()?;
-        let row = conn.query_one(
+        let row = conn.client.query_one(
             &format!("SELECT version FROM {}.{SCHEMA_TABLE}", ident(&self.schema)),
             &[],
         )?;
@@ -268,12 +304,13 @@ impl PgStore {
     /// the schema since the store was opened, or a store error.
     pub fn read<T>(&self, f: impl FnOnce(&mut PgDb<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn()?;
-        let tx = conn
+        let Conn { client, statements } = &mut *conn;
+        let tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()?;
-        let mut db = PgDb { tx };
+        let mut db = PgDb { tx, statements };
         self.check(&mut db)?;
         let out = f(&mut db)?;
         db.tx.commit()?;
@@ -321,11 +358,14 @@ impl PgStore {
 
     fn write_once<T>(&self, f: &mut impl FnMut(&mut PgWriter<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn()?;
-        let tx = conn
+        let Conn { client, statements } = &mut *conn;
+        let tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::Serializable)
             .start()?;
-        let mut w = PgWriter { db: PgDb { tx } };
+        let mut w = PgWriter {
+            db: PgDb { tx, statements },
+        };
         self.check(&mut w.db)?;
         let out = f(&mut w)?;
         w.db.tx.commit()?;
@@ -388,7 +428,7 @@ impl PgStore {
     /// error.
     pub fn drop_schema(self) -> Result<()> {
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
+        let mut tx = conn.client.transaction()?;
         let ours: bool = tx
             .query_one(
                 "SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL",
@@ -424,6 +464,7 @@ fn backoff(attempt: u32) -> Duration {
 /// [`PgWriter::db`]), a savepoint in [`PgWriter::item`].
 pub struct PgDb<'t> {
     tx: Transaction<'t>,
+    statements: &'t mut Statements,
 }
 
 impl<'t> PgDb<'t> {
@@ -431,6 +472,11 @@ impl<'t> PgDb<'t> {
     /// the connection's `search_path` is the store's schema.
     pub fn tx(&mut self) -> &mut Transaction<'t> {
         &mut self.tx
+    }
+
+    /// The transaction and its connection's prepared statements.
+    pub(crate) fn parts(&mut self) -> (&mut Transaction<'t>, &mut Statements) {
+        (&mut self.tx, &mut *self.statements)
     }
 }
 
@@ -455,7 +501,10 @@ impl<'t> PgWriter<'t> {
     /// error (bad input, a constraint it broke) is returned inside the `Ok`.
     pub fn item<T>(&mut self, f: impl FnOnce(&mut PgDb<'_>) -> Result<T>) -> Result<Result<T>> {
         let sp = self.db.tx.savepoint("item")?;
-        let mut inner = PgDb { tx: sp };
+        let mut inner = PgDb {
+            tx: sp,
+            statements: &mut *self.db.statements,
+        };
         match f(&mut inner) {
             Ok(v) => {
                 inner.tx.commit()?;

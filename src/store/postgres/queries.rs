@@ -38,9 +38,11 @@ use crate::time::{Timestamp, effective};
 
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 
-/// The queries of one PostgreSQL transaction (a [`super::PgDb`]'s).
+/// The queries of one PostgreSQL transaction (a [`super::PgDb`]'s). Each
+/// statement is prepared once per connection ([`super::Statements`]).
 pub struct PgQueries<'a, 't> {
     tx: RefCell<&'a mut Transaction<'t>>,
+    statements: RefCell<&'a mut super::Statements>,
 }
 
 /// A column of a row, or [`Error::Corrupt`] when it does not read as `T`.
@@ -54,35 +56,51 @@ fn flag(r: &Row, i: usize) -> Result<bool> {
 }
 
 impl<'a, 't> PgQueries<'a, 't> {
-    /// The queries on `tx`.
-    pub fn new(tx: &'a mut Transaction<'t>) -> Self {
+    /// The queries of `db`'s transaction.
+    pub fn new(db: &'a mut super::PgDb<'t>) -> Self {
+        let (tx, statements) = db.parts();
         PgQueries {
             tx: RefCell::new(tx),
+            statements: RefCell::new(statements),
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Transaction<'t>) -> Result<T>) -> Result<T> {
-        let mut tx = self
-            .tx
-            .try_borrow_mut()
-            .map_err(|_| Error::Background("a PostgreSQL query ran inside another".into()))?;
-        f(&mut tx)
+    /// Runs `f` on the transaction with `sql` prepared (once per
+    /// connection: a statement outlives the transaction that prepared it).
+    fn with<T>(
+        &self,
+        sql: &str,
+        f: impl FnOnce(&mut Transaction<'t>, &::postgres::Statement) -> Result<T>,
+    ) -> Result<T> {
+        let busy = || Error::Background("a PostgreSQL query ran inside another".into());
+        let mut tx = self.tx.try_borrow_mut().map_err(|_| busy())?;
+        let mut statements = self.statements.try_borrow_mut().map_err(|_| busy())?;
+        let statement = match statements.get(sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = tx.prepare(sql)?;
+                statements.insert(sql.to_owned(), s.clone());
+                s
+            }
+        };
+        drop(statements);
+        f(&mut tx, &statement)
     }
 
     fn all(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
-        self.with(|tx| Ok(tx.query(sql, params)?))
+        self.with(sql, |tx, s| Ok(tx.query(s, params)?))
     }
 
     fn opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
-        self.with(|tx| Ok(tx.query_opt(sql, params)?))
+        self.with(sql, |tx, s| Ok(tx.query_opt(s, params)?))
     }
 
     fn one(&self, sql: &str, params: Params<'_>) -> Result<Row> {
-        self.with(|tx| Ok(tx.query_one(sql, params)?))
+        self.with(sql, |tx, s| Ok(tx.query_one(s, params)?))
     }
 
     fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64> {
-        self.with(|tx| Ok(tx.execute(sql, params)?))
+        self.with(sql, |tx, s| Ok(tx.execute(s, params)?))
     }
 
     fn secret(&self) -> Result<Vec<u8>> {
@@ -420,8 +438,12 @@ impl super::super::WriteTx for PgQueries<'_, '_> {
 
     fn savepoint(&mut self, f: &mut dyn FnMut(&dyn Queries) -> Result<()>) -> Result<Result<()>> {
         let tx: &mut Transaction<'_> = self.tx.get_mut();
+        let statements: &mut super::Statements = self.statements.get_mut();
         let mut sp = tx.savepoint("item")?;
-        let result = f(&PgQueries::new(&mut sp));
+        let result = f(&PgQueries {
+            tx: RefCell::new(&mut sp),
+            statements: RefCell::new(statements),
+        });
         match result {
             Ok(()) => {
                 sp.commit()?;
