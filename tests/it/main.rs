@@ -35,8 +35,10 @@ mod processes;
 mod properties;
 mod retention;
 mod scenarios;
+mod statuses;
 mod store_file;
 mod tamper;
+mod templates;
 #[cfg(all(feature = "twilio", feature = "ureq"))]
 mod twilio;
 #[cfg(feature = "twilio")]
