@@ -15,13 +15,16 @@ mod cli;
 mod common;
 mod crash;
 mod docs;
+mod events;
 #[cfg(feature = "tokio")]
 mod examples;
+mod facts;
 #[cfg(any(feature = "twilio", feature = "meta"))]
 mod fake_http;
 mod faults;
 mod fuzz_regressions;
 mod inputs;
+mod live_lines;
 #[cfg(feature = "meta")]
 mod meta;
 #[cfg(feature = "meta")]
