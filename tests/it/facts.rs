@@ -189,3 +189,45 @@ fn an_opt_out_of_marketing_alone_is_no_general_opt_out() {
     assert_eq!(d.facts.opted_out_at, None);
     assert_eq!(d.reason, Reason::NoWindow);
 }
+
+#[test]
+fn one_confirmation_per_opt_out_counting_one_sent_at_the_opt_out_itself() {
+    let (gate, clock) = gate();
+    let b = gate.business("acme").unwrap();
+    let confirm = freeform().with_purpose(Purpose::OptOutConfirmation);
+    let transport = RecordingTransport::new();
+    clock.set(t(HOUR));
+    b.ingest(&inbound(
+        &user(0),
+        &sender(0),
+        MessageKind::Text,
+        "STOP",
+        HOUR,
+        "m1",
+    ))
+    .unwrap();
+    // Sent at the very millisecond of the opt-out: it is the confirmation.
+    assert!(b.send(&confirm, "c1", &transport).unwrap().sent());
+    clock.set(t(HOUR + MINUTE));
+    assert_eq!(b.check(&confirm).unwrap().reason, Reason::OptedOut);
+    // A later opt-out gets its own confirmation: the first one was before it.
+    b.ingest(&consent(&user(0), Action::OptIn, Scope::All, HOUR + MINUTE))
+        .unwrap();
+    clock.set(t(HOUR + 2 * MINUTE));
+    b.ingest(&inbound(
+        &user(0),
+        &sender(0),
+        MessageKind::Text,
+        "STOP",
+        HOUR + 2 * MINUTE,
+        "m2",
+    ))
+    .unwrap();
+    assert_eq!(
+        b.check(&confirm).unwrap().reason,
+        Reason::OptOutConfirmation
+    );
+    assert!(b.send(&confirm, "c2", &transport).unwrap().sent());
+    assert_eq!(b.check(&confirm).unwrap().reason, Reason::OptedOut);
+    assert_eq!(transport.sent().len(), 2);
+}

@@ -36,6 +36,8 @@ mod meta_transport;
 mod model;
 mod processes;
 mod properties;
+mod reasons;
+mod replay;
 mod retention;
 mod scenarios;
 mod statuses;
