@@ -40,6 +40,7 @@ mod reasons;
 mod replay;
 mod retention;
 mod scenarios;
+mod schema;
 mod statuses;
 mod store_file;
 mod tamper;
