@@ -52,3 +52,31 @@ fn a_version_1_database_in_wal_mode_is_migrated_when_opened() {
     }
     assert_eq!(user_version(&db), wagate::store::SCHEMA_VERSION);
 }
+
+/// A file that claims an older version but whose tables do not match it
+/// (here: a table of the next migration already there) is refused as a
+/// schema mismatch naming both versions, and left as it was.
+#[test]
+fn a_file_whose_tables_do_not_match_its_version_is_a_schema_mismatch() {
+    let db = TempDb::new("v1-mismatch");
+    {
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute_batch(include_str!("../../migrations/sqlite/0001_init.sql"))
+            .unwrap();
+        conn.execute_batch("CREATE TABLE links (x INTEGER)")
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.pragma_update(None, "application_id", 0x7741_4754)
+            .unwrap();
+    }
+    let err = Gate::open(&db.0).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            wagate::Error::SchemaMismatch { found: 1, supported, why }
+                if *supported == wagate::store::SCHEMA_VERSION && why.contains("links")
+        ),
+        "{err:?}"
+    );
+    assert_eq!(user_version(&db), 1);
+}
