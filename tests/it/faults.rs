@@ -624,6 +624,9 @@ fn a_transport_that_times_out_holds_no_lock_and_leaves_a_decided_retry() {
     let db = TempDb::new("fault-timeout");
     let (_gate, b) = open_gate(&db);
     let deadline = Duration::from_millis(1_000);
+    // The send must be allowed, or the transport is never called and the
+    // wait below would never end.
+    assert!(b.check(&hello(1)).unwrap().is_allowed());
     let slow = Arc::new(TimesOut {
         deadline,
         calls: AtomicUsize::new(0),
@@ -638,6 +641,10 @@ fn a_transport_that_times_out_holds_no_lock_and_leaves_a_decided_retry() {
         })
     };
     while slow.calls.load(Ordering::SeqCst) == 0 {
+        assert!(
+            !worker.is_finished(),
+            "the send returned without calling the transport"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     // While the transport hangs: checks, other keys, another writer of

@@ -16,13 +16,16 @@ mod common;
 mod crash;
 mod docs;
 mod erasure;
+mod events;
 #[cfg(feature = "tokio")]
 mod examples;
+mod facts;
 #[cfg(any(feature = "twilio", feature = "meta"))]
 mod fake_http;
 mod faults;
 mod fuzz_regressions;
 mod inputs;
+mod live_lines;
 #[cfg(feature = "meta")]
 mod meta;
 #[cfg(feature = "meta")]
@@ -36,10 +39,15 @@ mod model;
 mod pg;
 mod processes;
 mod properties;
+mod reasons;
+mod replay;
 mod retention;
 mod scenarios;
+mod schema;
+mod statuses;
 mod store_file;
 mod tamper;
+mod templates;
 #[cfg(all(feature = "twilio", feature = "ureq"))]
 mod twilio;
 #[cfg(feature = "twilio")]
