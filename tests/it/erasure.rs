@@ -502,6 +502,62 @@ fn vacuum_removes_what_an_older_writer_left_in_free_space() {
     );
 }
 
+/// What the mutation run of `store/erasure.rs` found untested: the feedback
+/// rows about messages sent elsewhere, a send to an address never
+/// recorded, and that each database keys its tombstones with its own
+/// secret.
+#[test]
+fn forget_counts_what_it_removes_everywhere() {
+    let (gate, clock) = gate();
+    let b = gate.business("acme").unwrap();
+    // A provider error about a message sent from elsewhere to user 1.
+    let mut cb = wagate::StatusCallback::new("SMelsewhere", wagate::DeliveryStatus::Failed, t(0))
+        .between(sender(0), user(1));
+    cb.error_code = Some(63016);
+    cb.received_at = Some(t(0));
+    b.ingest(&Event::Status(cb)).unwrap();
+    // A denied send to user 3, never recorded otherwise.
+    clock.set(t(HOUR));
+    let transport = RecordingTransport::new();
+    assert!(
+        !b.send(&freeform(&user(3)), "k-never", &transport)
+            .unwrap()
+            .sent()
+    );
+    let gone = b.forget(&user(1)).unwrap();
+    assert_eq!((gone.addresses, gone.external_feedback), (1, 1), "{gone:?}");
+    let nobody = b.forget(&user(3)).unwrap();
+    assert_eq!(
+        (nobody.addresses, nobody.send_attempts),
+        (0, 1),
+        "{nobody:?}"
+    );
+    assert!(nobody.found());
+    let scrubbed = &b.sends(&by_key("k-never"), 10).unwrap()[0];
+    assert!(scrubbed.to.starts_with("erased:"), "{scrubbed:?}");
+}
+
+#[test]
+fn each_database_keys_its_tombstones_with_its_own_secret() {
+    let tomb = || {
+        let (gate, _clock) = gate();
+        let b = gate.business("acme").unwrap();
+        b.ingest(&consent(&user(1), Action::OptOut, Scope::All, 0))
+            .unwrap();
+        b.forget(&user(1)).unwrap();
+        b.chain_heads().unwrap()[0].user.clone()
+    };
+    let (a, b) = (tomb(), tomb());
+    assert!(
+        a.starts_with("erased:") && b.starts_with("erased:"),
+        "{a} {b}"
+    );
+    assert_ne!(
+        a, b,
+        "two databases, two secrets: the same number, two tombstones"
+    );
+}
+
 fn by_key(key: &str) -> wagate::SendQuery {
     wagate::SendQuery {
         key: Some(key.into()),
