@@ -5,7 +5,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::trail::{
-    AddressHead, EventRow, TrailWalk, Walked, chain_prev, parse_action, parse_scope,
+    AddressHead, EventRow, NextEvent, TrailWalk, Walked, next_event, parse_action, parse_scope,
 };
 use super::{AddressRow, BusinessRef, Db, corrupt};
 use crate::chain::{Evidence, Hash, Link, LinkV1, SALT_LEN, subject_of_key};
@@ -127,32 +127,13 @@ impl Db<'_> {
             .0
             .prepare_cached("SELECT consent_count, consent_head FROM users WHERE id = ?1")?
             .query_row([user.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let prev = chain_prev(&user.key, count, head.as_deref())?;
-        let seq = count + 1;
-        let salt = new_salt()?;
-        let subject = subject_of_key(&self.secret()?, business.id, &user.key).ok_or_else(|| {
-            Error::ChainBroken {
-                user: user.key.clone(),
-                seq,
-                detail: "its key is a tombstone that is not 64 hex digits".into(),
-            }
-        })?;
-        let hash = Link {
-            business: business.name,
-            seq,
-            action: c.action,
-            scope: c.scope,
-            at: c.at,
-            received_at: c.received_at,
-            conditional: c.conditional,
-            source: c.source,
-            subject,
-            evidence: Evidence::Open {
-                salt: &salt,
-                text: c.evidence,
-            },
-        }
-        .hash(&prev);
+        let NextEvent { seq, salt, hash } = next_event(
+            business,
+            &self.secret()?,
+            &user.key,
+            (count, head.as_deref()),
+            c,
+        )?;
         self.0
             .prepare_cached(
                 "INSERT INTO consent_events (business_id, user_id, seq, action, scope, at, received_at,

@@ -127,13 +127,7 @@ impl<'b> TrailWalk<'b> {
         if let Some(done) = &self.chain {
             done.finish()?;
         }
-        let subject = subject_of_key(self.secret, self.business_id, a.key).ok_or_else(|| {
-            Error::ChainBroken {
-                user: a.key.to_owned(),
-                seq: 1,
-                detail: "its key is a tombstone that is not 64 hex digits".into(),
-            }
-        })?;
+        let subject = subject_for(self.secret, self.business_id, a.key, 1)?;
         self.chain = Some(Chain {
             user: a.user,
             key: a.key.to_owned(),
@@ -270,9 +264,60 @@ impl Chain {
     }
 }
 
+/// The subject a stored key stands for, or [`Error::ChainBroken`] at
+/// event `seq` for a tombstone that is not 64 hex digits.
+fn subject_for(secret: &[u8], business: i64, key: &str, seq: i64) -> Result<Hash> {
+    subject_of_key(secret, business, key).ok_or_else(|| Error::ChainBroken {
+        user: key.to_owned(),
+        seq,
+        detail: "its key is a tombstone that is not 64 hex digits".into(),
+    })
+}
+
+/// The next event of an address's chain, ready to store.
+pub(crate) struct NextEvent {
+    /// Its position, from 1.
+    pub seq: i64,
+    /// Its fresh random salt.
+    pub salt: [u8; SALT_LEN],
+    /// Its chain hash.
+    pub hash: Hash,
+}
+
+/// Chains a new consent event onto an address whose row records `count`
+/// events ending in `head`: what both stores append.
+pub(crate) fn next_event(
+    business: super::BusinessRef<'_>,
+    secret: &[u8],
+    key: &str,
+    (count, head): (i64, Option<&[u8]>),
+    c: &super::NewConsent<'_>,
+) -> Result<NextEvent> {
+    let prev = chain_prev(key, count, head)?;
+    let seq = count + 1;
+    let salt = super::consent::new_salt()?;
+    let hash = Link {
+        business: business.name,
+        seq,
+        action: c.action,
+        scope: c.scope,
+        at: c.at,
+        received_at: c.received_at,
+        conditional: c.conditional,
+        source: c.source,
+        subject: subject_for(secret, business.id, key, seq)?,
+        evidence: Evidence::Open {
+            salt: &salt,
+            text: c.evidence,
+        },
+    }
+    .hash(&prev);
+    Ok(NextEvent { seq, salt, hash })
+}
+
 /// The hash an address's next event chains to: zeros for its first, else
 /// its recorded head, which must agree with its recorded count.
-pub(crate) fn chain_prev(key: &str, count: i64, head: Option<&[u8]>) -> Result<Hash> {
+fn chain_prev(key: &str, count: i64, head: Option<&[u8]>) -> Result<Hash> {
     match (count, head) {
         (0, None) => Ok(Hash::ZERO),
         (n, Some(h)) if n > 0 => Hash::from_slice(h).ok_or_else(|| Error::ChainBroken {

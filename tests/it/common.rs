@@ -101,3 +101,19 @@ pub fn open(on: On) -> (Gate, Arc<ManualClock>, Kept) {
         }
     }
 }
+
+/// Registers an approved template `name` (English, body "Order {{1}}").
+pub fn template(b: &wagate::Business, name: &str, category: wagate::Category) {
+    b.ingest(&Event::Template(wagate::TemplateRecord {
+        name: name.into(),
+        language: "en".into(),
+        category,
+        status: wagate::TemplateStatus::approved(),
+        body: wagate::TemplateBody::parse("Order {{1}}").unwrap(),
+        at: t(0),
+        received_at: Some(t(0)),
+        twilio_content_sid: None,
+        meta_template_id: None,
+    }))
+    .unwrap();
+}

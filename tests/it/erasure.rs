@@ -8,8 +8,7 @@ use proptest::prelude::*;
 use wagate::transport::{RecordingTransport, TransportError};
 use wagate::{
     Action, Address, Category, ConsentEvent, Content, Event, Gate, InboundMessage, ManualClock,
-    MessageKind, Reason, Scope, SendRequest, TemplateBody, TemplateRecord, TemplateStatus,
-    Variables, Verdict,
+    MessageKind, Reason, Scope, SendRequest, Variables, Verdict,
 };
 
 use crate::common::*;
@@ -19,21 +18,6 @@ const DAY: i64 = 24 * HOUR;
 
 fn bsuid() -> Address {
     Address::from_bsuid("US.13491208655302741918").unwrap()
-}
-
-fn template(b: &wagate::Business, name: &str, category: Category) {
-    b.ingest(&Event::Template(TemplateRecord {
-        name: name.into(),
-        language: "en".into(),
-        category,
-        status: TemplateStatus::approved(),
-        body: TemplateBody::parse("Order {{1}}").unwrap(),
-        at: t(0),
-        received_at: Some(t(0)),
-        twilio_content_sid: None,
-        meta_template_id: None,
-    }))
-    .unwrap();
 }
 
 fn freeform(u: &Address) -> SendRequest {

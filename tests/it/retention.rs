@@ -7,8 +7,7 @@ use proptest::prelude::*;
 use wagate::transport::{RecordingTransport, TransportError};
 use wagate::{
     Action, Category, Content, DeliveryStatus, Event, InboundMessage, MessageKind, Purpose,
-    Referral, Scope, SendRequest, StatusCallback, TemplateBody, TemplateRecord, TemplateStatus,
-    Variables,
+    Referral, Scope, SendRequest, StatusCallback, Variables,
 };
 
 use crate::common::*;
@@ -111,19 +110,8 @@ macro_rules! purge_properties {
     ) {
         let (gate, clock, _keep) = open($on);
         let b = gate.business("acme").unwrap();
-        for (name, category) in [("utility", Category::Utility), ("promo", Category::Marketing)] {
-            b.ingest(&Event::Template(TemplateRecord {
-                name: name.into(),
-                language: "en".into(),
-                category,
-                status: TemplateStatus::approved(),
-                body: TemplateBody::parse("Order {{1}}").unwrap(),
-                at: t(0),
-                received_at: Some(t(0)),
-                twilio_content_sid: None,
-                meta_template_id: None,
-            })).unwrap();
-        }
+        template(&b, "utility", Category::Utility);
+        template(&b, "promo", Category::Marketing);
         let transport = RecordingTransport::new();
         let mut ops = ops;
         ops.sort_by_key(|(at, _)| *at);

@@ -14,11 +14,10 @@ use ::postgres::Row;
 use ::postgres::Transaction;
 use ::postgres::types::{FromSql, ToSql};
 
-use super::super::consent::new_salt;
 use super::super::erasure::{TOMBSTONE, tombstone_key};
 use super::super::inbound::keyword_str;
 use super::super::trail::{
-    AddressHead, EventRow, TrailWalk, Walked, chain_prev, parse_action, parse_scope,
+    AddressHead, EventRow, NextEvent, TrailWalk, Walked, next_event, parse_action, parse_scope,
 };
 use super::super::{
     AddressRow, Addresses, BusinessRef, ChainHead, ConsentRow, ExternalFeedback, Forgotten,
@@ -27,7 +26,7 @@ use super::super::{
     corrupt, ts,
 };
 use crate::address::Address;
-use crate::chain::{Digest, Evidence, Hash, Link, SALT_LEN, subject_of_key};
+use crate::chain::{Digest, Evidence, Hash, SALT_LEN};
 use crate::error::{Error, Result};
 use crate::event::{DeliveryStatus, Pricing, Referral, TemplateRecord, TemplateStatusUpdate};
 use crate::policy::{
@@ -726,32 +725,13 @@ impl Queries for PgQueries<'_, '_> {
             &[&user.id],
         )?;
         let (count, head): (i64, Option<Vec<u8>>) = (col(&r, 0)?, col(&r, 1)?);
-        let prev = chain_prev(&user.key, count, head.as_deref())?;
-        let seq = count + 1;
-        let salt = new_salt()?;
-        let subject = subject_of_key(&self.secret()?, business.id, &user.key).ok_or_else(|| {
-            Error::ChainBroken {
-                user: user.key.clone(),
-                seq,
-                detail: "its key is a tombstone that is not 64 hex digits".into(),
-            }
-        })?;
-        let hash = Link {
-            business: business.name,
-            seq,
-            action: c.action,
-            scope: c.scope,
-            at: c.at,
-            received_at: c.received_at,
-            conditional: c.conditional,
-            source: c.source,
-            subject,
-            evidence: Evidence::Open {
-                salt: &salt,
-                text: c.evidence,
-            },
-        }
-        .hash(&prev);
+        let NextEvent { seq, salt, hash } = next_event(
+            business,
+            &self.secret()?,
+            &user.key,
+            (count, head.as_deref()),
+            c,
+        )?;
         self.exec(
             "INSERT INTO consent_events (business_id, user_id, seq, action, scope, at, received_at,
                  effective, conditional, source, evidence, hash, salt)
