@@ -16,66 +16,24 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{
+    BUSINESS, HOUR, NOW, T0, bench_dir, inbound_events, next_id, per_thread_work, requests,
+    sender_key, user_key,
+};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rusqlite::{Connection, TransactionBehavior, params};
-use wagate::chain::{Evidence, Hash, Link, SALT_LEN, subject};
 use wagate::policy::{ConsentFact, Facts, PolicyConfig, TemplateFacts, WindowFacts, decide};
 use wagate::{
-    Action, Address, Category, Content, Event, Gate, InboundMessage, ManualClock, MessageKind,
-    Scope, SendRequest, TemplateBody, TemplateStatus, Timestamp, Variables,
+    Action, Category, Content, Event, Gate, InboundMessage, ManualClock, Scope, SendRequest,
+    TemplateBody, TemplateStatus, Timestamp, Variables,
 };
-
-const BUSINESS: &str = "bench";
-/// 2026-03-01T00:00:00Z
-const T0: i64 = 1_772_323_200_000;
-const HOUR: i64 = 3_600_000;
-const DAY: i64 = 24 * HOUR;
-/// "now" for the checks: 30 days into the fixture's history.
-const NOW: i64 = T0 + 30 * DAY;
-const SENDERS: usize = 5;
-const TEMPLATES: usize = 10;
-const EVENTS_PER_USER: u64 = 10;
-
-/// splitmix64: a small deterministic generator, so fixtures and request
-/// lists are the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn user_key(i: u64) -> String {
-    format!("whatsapp:+1{:010}", 2_000_000_000 + i)
-}
-
-fn sender_key(i: usize) -> String {
-    format!("whatsapp:+1415523{:04}", 8_000 + i)
-}
-
-fn template_name(i: usize) -> String {
-    format!("template_{i}")
-}
-
-fn bench_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wagate-bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn remove_db(path: &Path) {
     for suffix in ["", "-wal", "-shm"] {
@@ -134,26 +92,7 @@ fn fixture(users: u64) -> PathBuf {
     {
         let gate = Gate::open(&path).unwrap();
         let business = gate.business(BUSINESS).unwrap();
-        for t in 0..TEMPLATES {
-            let category = if t % 3 == 0 {
-                Category::Marketing
-            } else {
-                Category::Utility
-            };
-            business
-                .ingest(&Event::Template(wagate::TemplateRecord {
-                    name: template_name(t),
-                    language: "en".into(),
-                    category,
-                    status: TemplateStatus::approved(),
-                    body: TemplateBody::parse("Hello {{1}}, your order {{2}} is ready.").unwrap(),
-                    at: Timestamp::from_millis(T0),
-                    received_at: None,
-                    twilio_content_sid: Some(format!("HX{t:032}")),
-                    meta_template_id: None,
-                }))
-                .unwrap();
-        }
+        business.ingest_batch(&common::templates()).unwrap();
     }
     let mut conn = Connection::open(&path).unwrap();
     conn.pragma_update(None, "synchronous", "OFF").unwrap();
@@ -202,104 +141,49 @@ fn fixture(users: u64) -> PathBuf {
                  VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?5)",
             )
             .unwrap();
-        let mut rng = Rng(users);
-        for u in 1..=users {
-            let uid = u as i64;
-            let key = user_key(u);
-            let mut t = T0 + rng.below(DAY as u64) as i64;
-            let mut events = Vec::with_capacity(EVENTS_PER_USER as usize);
-            let mut prev = Hash::ZERO;
-            let subject = subject(&secret, business, &key);
-            for seq in 1..=EVENTS_PER_USER as i64 {
-                let roll = rng.below(100);
-                let (action, scope, conditional, source) = match roll {
-                    0..=49 => (Action::OptIn, Scope::All, false, "web_form"),
-                    50..=64 => (Action::OptOut, Scope::All, false, "keyword"),
-                    65..=79 => (Action::OptIn, Scope::All, true, "keyword"),
-                    80..=89 => (
-                        Action::OptOut,
-                        Scope::Marketing,
-                        false,
-                        "provider_preference",
-                    ),
-                    _ => (Action::OptIn, Scope::Marketing, false, "app"),
-                };
-                let evidence = format!("fixture event {seq}");
-                // Deterministic salts: the fixture is the same on every run.
-                let mut salt = [0u8; SALT_LEN];
-                salt[..8].copy_from_slice(&rng.below(u64::MAX).to_le_bytes());
-                salt[8..].copy_from_slice(&rng.below(u64::MAX).to_le_bytes());
-                let hash = Link {
-                    business: BUSINESS,
-                    seq,
-                    action,
-                    scope,
-                    at: Timestamp::from_millis(t),
-                    received_at: Timestamp::from_millis(t),
-                    conditional,
-                    source,
-                    subject,
-                    evidence: Evidence::Open {
-                        salt: &salt,
-                        text: Some(&evidence),
-                    },
-                }
-                .hash(&prev);
-                prev = hash;
-                events.push((
-                    seq,
-                    action,
-                    scope,
-                    t,
-                    conditional,
-                    source,
-                    evidence,
-                    hash,
-                    salt,
-                ));
-                t += rng.below(3 * DAY as u64) as i64;
-            }
+        for fu in common::fixture_users(users, business, &secret) {
             user.execute(params![
-                uid,
+                fu.id,
                 business,
-                key,
-                events.len() as i64,
-                &prev.0[..]
+                fu.key,
+                fu.events.len() as i64,
+                &fu.head.0[..]
             ])
             .unwrap();
-            for (seq, action, scope, t, conditional, source, evidence, hash, salt) in events {
+            for e in fu.events {
                 consent
                     .execute(params![
                         business,
-                        uid,
-                        seq,
-                        action.as_str(),
-                        scope.as_str(),
-                        t,
-                        conditional,
-                        source,
-                        evidence,
-                        &hash.0[..],
-                        &salt[..]
+                        fu.id,
+                        e.seq,
+                        e.action.as_str(),
+                        e.scope.as_str(),
+                        e.at,
+                        e.conditional,
+                        e.source,
+                        e.evidence,
+                        &e.hash.0[..],
+                        &e.salt[..]
                     ])
                     .unwrap();
             }
-            let windows = 1 + rng.below(3) as usize;
-            let first = rng.below(SENDERS as u64) as usize;
-            for w in 0..windows {
-                let sender = sender_key((first + w) % SENDERS);
-                let last = NOW - rng.below(2 * DAY as u64) as i64;
-                let closed: Option<i64> = (rng.below(10) == 0).then_some(last + HOUR);
+            for w in fu.windows {
                 window
-                    .execute(params![business, uid, sender, last, closed])
+                    .execute(params![
+                        business,
+                        fu.id,
+                        w.sender,
+                        w.last_inbound,
+                        w.closed_through
+                    ])
                     .unwrap();
                 inbound
                     .execute(params![
                         business,
-                        format!("SM{u:010}{w}"),
-                        uid,
-                        sender,
-                        last
+                        w.provider_id,
+                        fu.id,
+                        w.sender,
+                        w.last_inbound
                     ])
                     .unwrap();
             }
@@ -320,28 +204,6 @@ fn fixture(users: u64) -> PathBuf {
         started.elapsed()
     );
     path
-}
-
-/// Random check requests over `users` users: freeform and templates,
-/// random senders.
-fn requests(users: u64, n: usize) -> Vec<SendRequest> {
-    let mut rng = Rng(7);
-    (0..n)
-        .map(|_| {
-            let user = user_key(1 + rng.below(users));
-            let sender = sender_key(rng.below(SENDERS as u64) as usize);
-            let content = if rng.below(2) == 0 {
-                Content::text("hello")
-            } else {
-                Content::template(
-                    template_name(rng.below(TEMPLATES as u64) as usize),
-                    "en",
-                    Variables::positional(["Ana", "A-17"]),
-                )
-            };
-            SendRequest::new(&sender, &user, content)
-        })
-        .collect()
 }
 
 fn gate_on(path: &Path) -> Gate {
@@ -591,32 +453,6 @@ fn bench_decide(c: &mut Criterion) {
     g.finish();
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-/// Fresh inbound messages (new provider ids) from a pool of 100,000 users.
-fn inbound_events(n: usize, seed: u64) -> Vec<InboundMessage> {
-    let mut rng = Rng(seed);
-    (0..n)
-        .map(|_| {
-            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-            let user = Address::parse(&user_key(1 + rng.below(100_000))).unwrap();
-            let sender = Address::parse(&sender_key(rng.below(SENDERS as u64) as usize)).unwrap();
-            let at = Timestamp::from_millis(NOW - rng.below(HOUR as u64) as i64);
-            InboundMessage {
-                id: Some(format!("SMb{id:012}")),
-                from: user,
-                user_id: None,
-                to: sender,
-                kind: MessageKind::Text,
-                body: Some("Where is my order?".into()),
-                at,
-                received_at: Some(at),
-                referral: None,
-            }
-        })
-        .collect()
-}
-
 /// The writes an inbound message makes, by hand: find or create the user,
 /// insert the message (idempotent), raise the window.
 struct RawIngest {
@@ -716,7 +552,7 @@ fn bench_ingest(c: &mut Criterion) {
     g.bench_function("gate", |b| {
         b.iter_batched(
             || {
-                inbound_events(1000, NEXT_ID.load(Ordering::Relaxed))
+                inbound_events(1000, next_id())
                     .into_iter()
                     .map(Event::Inbound)
                     .collect::<Vec<_>>()
@@ -729,7 +565,7 @@ fn bench_ingest(c: &mut Criterion) {
     let mut raw = RawIngest::new(&raw_path);
     g.bench_function("raw_sqlite", |b| {
         b.iter_batched(
-            || inbound_events(1000, NEXT_ID.load(Ordering::Relaxed)),
+            || inbound_events(1000, next_id()),
             |msgs| raw.batch(&msgs),
             criterion::BatchSize::LargeInput,
         )
@@ -747,14 +583,14 @@ fn bench_ingest(c: &mut Criterion) {
     let mut raw = RawIngest::new(&path);
     g.bench_function("raw_sqlite", |b| {
         b.iter_batched(
-            || inbound_events(1, NEXT_ID.load(Ordering::Relaxed)),
+            || inbound_events(1, next_id()),
             |msgs| raw.batch(&msgs),
             criterion::BatchSize::SmallInput,
         )
     });
     g.bench_function("gate", |b| {
         b.iter_batched(
-            || Event::Inbound(inbound_events(1, NEXT_ID.load(Ordering::Relaxed)).remove(0)),
+            || Event::Inbound(inbound_events(1, next_id()).remove(0)),
             |e| black_box(business.ingest(&e).unwrap()),
             criterion::BatchSize::SmallInput,
         )
@@ -770,21 +606,8 @@ fn bench_ingest(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(8));
     g.bench_function("8_threads", |b| {
         b.iter_custom(|iters| {
-            let work = per_thread_work(iters);
-            let started = Instant::now();
-            std::thread::scope(|s| {
-                for events in &work {
-                    let business = business.clone();
-                    s.spawn(move || {
-                        for e in events {
-                            black_box(business.ingest(e).unwrap());
-                        }
-                    });
-                }
-            });
-            // Time per event, as if `iters` events were ingested.
-            let done = work.iter().map(Vec::len).sum::<usize>();
-            started.elapsed().mul_f64(iters as f64 / done as f64)
+            let work = per_thread_work("SMb", iters);
+            common::ingest_in_threads(&business, &work, iters)
         })
     });
     // The same events, committed by one thread in the groups the group
@@ -792,7 +615,7 @@ fn bench_ingest(c: &mut Criterion) {
     // the gate's own writes cost without any coordination.
     g.bench_function("gate_8_per_commit", |b| {
         b.iter_custom(|iters| {
-            let groups = in_groups(per_thread_work(iters));
+            let groups = in_groups(per_thread_work("SMb", iters));
             let started = Instant::now();
             for group in &groups {
                 black_box(business.ingest_batch(group).unwrap());
@@ -803,17 +626,7 @@ fn bench_ingest(c: &mut Criterion) {
     });
     g.bench_function("raw_sqlite_8_per_commit", |b| {
         b.iter_custom(|iters| {
-            let groups: Vec<Vec<InboundMessage>> = in_groups(per_thread_work(iters))
-                .into_iter()
-                .map(|g| {
-                    g.into_iter()
-                        .filter_map(|e| match e {
-                            Event::Inbound(m) => Some(m),
-                            _ => None,
-                        })
-                        .collect()
-                })
-                .collect();
+            let groups = common::messages(in_groups(per_thread_work("SMb", iters)));
             let started = Instant::now();
             for msgs in &groups {
                 raw.batch(msgs);
@@ -823,21 +636,6 @@ fn bench_ingest(c: &mut Criterion) {
         })
     });
     g.finish();
-}
-
-/// The events of eight ingesting threads, `iters` in all: each thread's
-/// message ids are consecutive, so a group of one event per thread touches
-/// eight places of the message index, as concurrent webhooks do.
-fn per_thread_work(iters: u64) -> Vec<Vec<Event>> {
-    let per_thread = iters.div_ceil(8) as usize;
-    (0..8)
-        .map(|t| {
-            inbound_events(per_thread, NEXT_ID.load(Ordering::Relaxed) + t)
-                .into_iter()
-                .map(Event::Inbound)
-                .collect()
-        })
-        .collect()
 }
 
 /// Regroups per-thread work into commits of the k-th event of every thread.

@@ -39,6 +39,12 @@ rows = [
     ("8 threads / gate 8 per commit (coordination)", "ingest_concurrent/gate_8_per_commit", "ingest_concurrent/8_threads", None, "speedup"),
     ("gate / raw, 8 per commit (the gate's writes)", "ingest_concurrent/raw_sqlite_8_per_commit", "ingest_concurrent/gate_8_per_commit", None, "speedup"),
     ("8 threads vs 1, throughput", "ingest_durable/gate", "ingest_concurrent/8_threads", None, "speedup"),
+    ("PostgreSQL: check on 1M users, gate / raw", "pg_check/gate", "pg_check/raw", 1.5, "time"),
+    ("PostgreSQL: ingest 1,000 in one tx, gate / raw", "pg_ingest_batch/gate", "pg_ingest_batch/raw", 1.4, "time"),
+    ("PostgreSQL: one durable ingest, gate / raw", "pg_ingest_durable/gate", "pg_ingest_durable/raw", None, "time"),
+    ("PostgreSQL: 8 threads, per event, gate / raw", "pg_ingest_concurrent/8_threads", "pg_ingest_concurrent/raw", 1.3, "time"),
+    ("PostgreSQL: gate, 8 threads vs 1, throughput", "pg_ingest_durable/gate", "pg_ingest_concurrent/8_threads", None, "speedup"),
+    ("PostgreSQL: raw, 8 threads vs 1, throughput", "pg_ingest_durable/raw", "pg_ingest_concurrent/raw", None, "speedup"),
 ]
 
 print("| benchmark | median |")
@@ -50,6 +56,11 @@ for b in [
     "ingest_durable/gate", "ingest_durable/raw_sqlite",
     "ingest_concurrent/8_threads", "ingest_concurrent/gate_8_per_commit",
     "ingest_concurrent/raw_sqlite_8_per_commit",
+    "pg_check/gate", "pg_check/raw",
+    "pg_ingest_batch/gate", "pg_ingest_batch/raw",
+    "pg_ingest_durable/gate", "pg_ingest_durable/raw",
+    "pg_ingest_concurrent/8_threads", "pg_ingest_concurrent/raw",
+    "pg_send/gate",
 ]:
     print(f"| `{b}` | {fmt(median_ns(b))} |")
 print()
@@ -69,3 +80,13 @@ for what, num, den, target, kind in rows:
         print(f"| {what} | {r:.2f}x | <= {target}x | {'yes' if r <= target else 'no'} |")
     else:
         print(f"| {what} | {r:.2f}x | >= {target}x | {'yes' if r >= target else 'no'} |")
+
+# pg_send/gate's latency distribution (benches/postgres.rs writes it).
+try:
+    with open(os.path.join(root, "pg_send", "gate", "latency.json")) as f:
+        lat = json.load(f)
+    print()
+    print(f"pg_send/gate over {lat['sends']} sends: p50 {fmt(lat['p50_ns'])}, "
+          f"p99 {fmt(lat['p99_ns'])}, max {fmt(lat['max_ns'])}")
+except (OSError, KeyError, ValueError):
+    pass

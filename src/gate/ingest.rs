@@ -102,13 +102,8 @@ impl Business {
     /// # Errors
     /// A store error that fails the whole batch (then nothing landed).
     pub fn ingest_batch(&self, events: &[Event]) -> Result<Vec<Result<IngestOutcome>>> {
-        self.gate.write(|w| {
-            let now = self.gate.clock.now();
-            events
-                .iter()
-                .map(|e| w.item(|db| self.apply(db, e, now)))
-                .collect()
-        })
+        self.gate
+            .write_items(events, |db, e, now| self.apply(db, e, now))
     }
 
     /// Ingests events all together or not at all: one transaction, and
@@ -134,21 +129,30 @@ impl Business {
     /// [`Error::InBatch`] naming the first event that failed, or a store
     /// error; in both cases nothing was written.
     pub fn ingest_all(&self, events: &[Event]) -> Result<Vec<IngestOutcome>> {
+        // No savepoints: the first event that fails rolls the whole
+        // transaction back.
         self.gate.write(|w| {
             let now = self.gate.clock.now();
-            let mut out = Vec::with_capacity(events.len());
-            for (index, e) in events.iter().enumerate() {
-                // A store failure stays what it is; an event's own error
-                // is named by its position.
-                let outcome =
-                    w.item(|db| self.apply(db, e, now))?
-                        .map_err(|source| Error::InBatch {
-                            index,
-                            source: Box::new(source),
-                        })?;
-                out.push(outcome);
-            }
-            Ok(out)
+            let db = w.queries();
+            events
+                .iter()
+                .enumerate()
+                .map(|(index, e)| {
+                    // A store failure stays what it is (and is retried on
+                    // PostgreSQL when it lost a race); an event's own
+                    // error is named by its position.
+                    self.apply(db, e, now).map_err(|source| {
+                        if source.is_store_failure() {
+                            source
+                        } else {
+                            Error::InBatch {
+                                index,
+                                source: Box::new(source),
+                            }
+                        }
+                    })
+                })
+                .collect()
         })
     }
 

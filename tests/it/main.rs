@@ -11,6 +11,7 @@
 
 #[cfg(feature = "tokio")]
 mod async_gate;
+mod batches;
 mod cli;
 mod common;
 mod crash;

@@ -59,7 +59,7 @@
 //! TLS: connections use no TLS ([`::postgres::NoTls`]), so the server must
 //! be reached over a Unix socket or a trusted network.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::postgres::{Client, IsolationLevel, NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
@@ -90,7 +90,18 @@ type Pooled = r2d2::PooledConnection<Manager>;
 pub(crate) struct Conn {
     client: Client,
     statements: Statements,
+    /// When a transaction last finished on it (or it was opened).
+    used: Instant,
+    /// Found dead: the pool discards it when it comes back.
+    broken: bool,
 }
+
+/// A pooled connection idle for this long is tested before it is used
+/// ([`PgStore::conn`]).
+pub const IDLE_TEST_AFTER: Duration = Duration::from_millis(500);
+
+/// How long that test may take.
+const IDLE_TEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prepared statements of one connection, by their SQL.
 pub(crate) type Statements = std::collections::HashMap<String, ::postgres::Statement>;
@@ -107,6 +118,8 @@ impl r2d2::ManageConnection for Manager {
         Ok(Conn {
             client: self.0.connect()?,
             statements: Statements::new(),
+            used: Instant::now(),
+            broken: false,
         })
     }
 
@@ -115,7 +128,7 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
-        self.0.has_broken(&mut conn.client)
+        conn.broken || self.0.has_broken(&mut conn.client)
     }
 }
 
@@ -150,6 +163,8 @@ impl Default for PgOptions {
 pub struct PgStore {
     pool: Pool,
     schema: String,
+    /// The statement [`PgStore::check`] runs (prepared once per connection).
+    check_sql: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -249,6 +264,9 @@ impl PgStore {
         let manager = Manager(PostgresConnectionManager::new(config, NoTls));
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size)
+            // Tested by PgStore::conn when idle for a while, not on every
+            // checkout (a round trip per transaction).
+            .test_on_check_out(false)
             // One connection at once, so a wrong URL fails here.
             .min_idle(Some(1))
             .connection_timeout(options.connect_timeout)
@@ -259,6 +277,12 @@ impl PgStore {
         let store = PgStore {
             pool,
             schema: schema.to_owned(),
+            check_sql: format!(
+                "SELECT version, current_schema(), current_setting('synchronous_commit'),
+                        (SELECT value FROM {0}.secrets WHERE name = 'tombstone')
+                 FROM {0}.{SCHEMA_TABLE}",
+                ident(schema)
+            ),
         };
         let mut conn = store.conn()?;
         migrate::migrate(&mut conn.client, schema)?;
@@ -291,8 +315,32 @@ impl PgStore {
         Ok(row.get(0))
     }
 
+    /// A connection from the pool, alive as far as can be known cheaply.
+    ///
+    /// The pool does not test each connection it hands out: that is one
+    /// more round trip per transaction. A connection used within the last
+    /// [`IDLE_TEST_AFTER`] is taken as it is (a busy service's connections
+    /// always are); one idle for longer is tested first (the server may
+    /// have restarted, or ended the session, meanwhile), as HikariCP does,
+    /// and a dead one is discarded and the next one taken. A connection
+    /// that dies between the test and its use fails its transaction with
+    /// [`Error::Postgres`] and is discarded: an error, never a decision.
     fn conn(&self) -> Result<Pooled> {
-        Ok(self.pool.get()?)
+        for _ in 0..=self.pool.max_size() {
+            let mut conn = self.pool.get()?;
+            if conn.client.is_closed() {
+                conn.broken = true;
+                continue;
+            }
+            if conn.used.elapsed() >= IDLE_TEST_AFTER
+                && conn.client.is_valid(IDLE_TEST_TIMEOUT).is_err()
+            {
+                conn.broken = true;
+                continue;
+            }
+            return Ok(conn);
+        }
+        Err(PgError::config("no live connection to the server in the pool").into())
     }
 
     /// Runs `f` in one `REPEATABLE READ, READ ONLY` transaction: every
@@ -304,16 +352,26 @@ impl PgStore {
     /// the schema since the store was opened, or a store error.
     pub fn read<T>(&self, f: impl FnOnce(&mut PgDb<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn()?;
-        let Conn { client, statements } = &mut *conn;
+        let Conn {
+            client,
+            statements,
+            used,
+            ..
+        } = &mut *conn;
         let tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()?;
-        let mut db = PgDb { tx, statements };
+        let mut db = PgDb {
+            tx,
+            statements,
+            secret: None,
+        };
         self.check(&mut db)?;
         let out = f(&mut db)?;
         db.tx.commit()?;
+        *used = Instant::now();
         Ok(out)
     }
 
@@ -358,35 +416,50 @@ impl PgStore {
 
     fn write_once<T>(&self, f: &mut impl FnMut(&mut PgWriter<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn()?;
-        let Conn { client, statements } = &mut *conn;
+        let Conn {
+            client,
+            statements,
+            used,
+            ..
+        } = &mut *conn;
         let tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::Serializable)
             .start()?;
         let mut w = PgWriter {
-            db: PgDb { tx, statements },
+            db: PgDb {
+                tx,
+                statements,
+                secret: None,
+            },
         };
         self.check(&mut w.db)?;
         let out = f(&mut w)?;
         w.db.tx.commit()?;
+        *used = Instant::now();
         Ok(out)
     }
 
     /// Fails closed when the connection is not as the store set it up: the
     /// schema version changed (a newer wagate upgraded it), the
     /// `search_path` is not the store's schema, or commits are not durable.
-    /// One round trip.
+    /// One round trip (the statement is prepared once per connection).
     fn check(&self, db: &mut PgDb<'_>) -> Result<()> {
-        let row = db.tx.query_one(
-            &format!(
-                "SELECT version, current_schema(), current_setting('synchronous_commit') FROM {}.{SCHEMA_TABLE}",
-                ident(&self.schema)
-            ),
-            &[],
-        )?;
+        let statement = match db.statements.get(&self.check_sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = db.tx.prepare(&self.check_sql)?;
+                db.statements.insert(self.check_sql.clone(), s.clone());
+                s
+            }
+        };
+        let row = db.tx.query_one(&statement, &[])?;
         let found: i64 = row.get(0);
         let current: Option<String> = row.get(1);
         let level: String = row.get(2);
+        // Checked where it is used (PgQueries::secret): a missing or bad
+        // secret fails the queries that need it, not every transaction.
+        db.secret = row.try_get(3).ok().flatten();
         match found.cmp(&SCHEMA_VERSION) {
             std::cmp::Ordering::Equal => {}
             std::cmp::Ordering::Greater => {
@@ -465,6 +538,9 @@ fn backoff(attempt: u32) -> Duration {
 pub struct PgDb<'t> {
     tx: Transaction<'t>,
     statements: &'t mut Statements,
+    /// The tombstone secret, read by [`PgStore::check`] with the schema
+    /// version (no round trip of its own).
+    secret: Option<Vec<u8>>,
 }
 
 impl<'t> PgDb<'t> {
@@ -475,8 +551,8 @@ impl<'t> PgDb<'t> {
     }
 
     /// The transaction and its connection's prepared statements.
-    pub(crate) fn parts(&mut self) -> (&mut Transaction<'t>, &mut Statements) {
-        (&mut self.tx, &mut *self.statements)
+    pub(crate) fn parts(&mut self) -> (&mut Transaction<'t>, &mut Statements, Option<Vec<u8>>) {
+        (&mut self.tx, &mut *self.statements, self.secret.clone())
     }
 }
 
@@ -504,6 +580,7 @@ impl<'t> PgWriter<'t> {
         let mut inner = PgDb {
             tx: sp,
             statements: &mut *self.db.statements,
+            secret: self.db.secret.clone(),
         };
         match f(&mut inner) {
             Ok(v) => {

@@ -42,6 +42,8 @@ type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 pub struct PgQueries<'a, 't> {
     tx: RefCell<&'a mut Transaction<'t>>,
     statements: RefCell<&'a mut super::Statements>,
+    /// The tombstone secret as the transaction's first statement read it.
+    secret: Option<Vec<u8>>,
 }
 
 /// A column of a row, or [`Error::Corrupt`] when it does not read as `T`.
@@ -57,10 +59,11 @@ fn flag(r: &Row, i: usize) -> Result<bool> {
 impl<'a, 't> PgQueries<'a, 't> {
     /// The queries of `db`'s transaction.
     pub fn new(db: &'a mut super::PgDb<'t>) -> Self {
-        let (tx, statements) = db.parts();
+        let (tx, statements, secret) = db.parts();
         PgQueries {
             tx: RefCell::new(tx),
             statements: RefCell::new(statements),
+            secret,
         }
     }
 
@@ -103,9 +106,15 @@ impl<'a, 't> PgQueries<'a, 't> {
     }
 
     fn secret(&self) -> Result<Vec<u8>> {
-        match self.opt("SELECT value FROM secrets WHERE name = 'tombstone'", &[])? {
-            Some(r) => {
-                let s: Vec<u8> = col(&r, 0)?;
+        let read = match &self.secret {
+            Some(s) => Some(s.clone()),
+            None => self
+                .opt("SELECT value FROM secrets WHERE name = 'tombstone'", &[])?
+                .map(|r| col::<Vec<u8>>(&r, 0))
+                .transpose()?,
+        };
+        match read {
+            Some(s) => {
                 if s.len() == 32 {
                     Ok(s)
                 } else {
@@ -442,6 +451,7 @@ impl super::super::WriteTx for PgQueries<'_, '_> {
         let result = f(&PgQueries {
             tx: RefCell::new(&mut sp),
             statements: RefCell::new(statements),
+            secret: self.secret.clone(),
         });
         match result {
             Ok(()) => {

@@ -948,3 +948,68 @@ fn guards_read_their_own_schema() {
         .unwrap();
     remove_sqlite(&path);
 }
+
+/// Ends, from another session, every backend of the application `name`;
+/// returns how many.
+fn terminate(name: &str) -> i64 {
+    raw()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&name],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// A pooled connection that the server ended (a restart, an idle-session
+/// timeout, an operator) is not tested on every use: one idle for longer
+/// than `IDLE_TEST_AFTER` is tested first and replaced, so the call that
+/// meets it works; one that died since its last use moments ago fails
+/// its one call with an error (never a decision) and is then replaced.
+#[test]
+fn a_connection_the_server_ended_is_replaced() {
+    use wagate::store::postgres::IDLE_TEST_AFTER;
+    use wagate::{Content, Event, Gate, InboundMessage, Reason, SendRequest, Timestamp};
+    let schema = fresh_schema();
+    let name = format!("wagate_{schema}");
+    let mut options = PgOptions::default();
+    options.pool_size = 1;
+    let store = PgStore::open_with(
+        &format!("{}?application_name={name}", url()),
+        &schema,
+        &options,
+    )
+    .unwrap();
+    let kept = FreshStore::from(store.clone());
+    let gate = Gate::from_postgres(store);
+    let b = gate.business("acme").unwrap();
+    let (user, shop) = ("whatsapp:+15550001111", "whatsapp:+14155238886");
+    let at = Timestamp::now();
+    b.ingest(&Event::Inbound(
+        InboundMessage::text(
+            wagate::Address::parse(user).unwrap(),
+            wagate::Address::parse(shop).unwrap(),
+            "hi",
+            at,
+        )
+        .with_id("m1"),
+    ))
+    .unwrap();
+    let req = SendRequest::new(shop, user, Content::text("hello"));
+    assert_eq!(b.check(&req).unwrap().reason, Reason::WindowOpen);
+
+    // Idle for longer than the test threshold: tested, replaced, works.
+    assert_eq!(terminate(&name), 1);
+    std::thread::sleep(IDLE_TEST_AFTER + std::time::Duration::from_millis(200));
+    assert_eq!(b.check(&req).unwrap().reason, Reason::WindowOpen);
+
+    // Used a moment ago, then ended: at worst that one call fails.
+    assert_eq!(terminate(&name), 1);
+    match b.check(&req) {
+        Ok(d) => assert_eq!(d.reason, Reason::WindowOpen),
+        Err(e) => assert!(e.is_store_failure(), "{e}"),
+    }
+    assert_eq!(b.check(&req).unwrap().reason, Reason::WindowOpen);
+    drop(gate);
+    drop(kept);
+}
