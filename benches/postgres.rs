@@ -465,6 +465,16 @@ fn bench_check(c: &mut Criterion) {
         })
     });
     g.finish();
+    paired(
+        "pg_check",
+        4000,
+        |i| {
+            black_box(business.check(&reqs[i % reqs.len()]).unwrap());
+        },
+        |i| {
+            black_box(raw.check(&reqs[i % reqs.len()]));
+        },
+    );
 }
 
 /// The provider ids of this run's inbound messages start with this, so no
@@ -626,21 +636,46 @@ fn bench_ingest(c: &mut Criterion) {
     g.bench_function("raw", |b| {
         b.iter_custom(|iters| {
             let work = common::messages(common::per_thread_work(&run_prefix(), iters));
-            let started = Instant::now();
-            std::thread::scope(|s| {
-                for (raw, msgs) in raws.iter_mut().zip(&work) {
-                    s.spawn(move || {
-                        for m in msgs {
-                            raw.batch(std::slice::from_ref(m));
-                        }
-                    });
-                }
-            });
-            let done = work.iter().map(Vec::len).sum::<usize>();
-            started.elapsed().mul_f64(iters as f64 / done as f64)
+            raw_in_threads(&mut raws, &work, iters)
         })
     });
     g.finish();
+
+    // The same three, gate and raw side by side (see `paired`).
+    paired(
+        "pg_ingest_batch",
+        8,
+        |_| {
+            let events: Vec<Event> = inbound(1000).into_iter().map(Event::Inbound).collect();
+            black_box(business.ingest_batch(&events).unwrap());
+        },
+        |_| raw.batch(&inbound(1000)),
+    );
+    paired(
+        "pg_ingest_durable",
+        2000,
+        |_| {
+            black_box(
+                business
+                    .ingest(&Event::Inbound(inbound(1).remove(0)))
+                    .unwrap(),
+            );
+        },
+        |_| raw.batch(&inbound(1)),
+    );
+    // 320 events a side a round, 40 per thread.
+    paired(
+        "pg_ingest_concurrent",
+        24,
+        |_| {
+            let work = common::per_thread_work(&run_prefix(), 320);
+            common::ingest_in_threads(&business, &work, 320);
+        },
+        |_| {
+            let work = common::messages(common::per_thread_work(&run_prefix(), 320));
+            raw_in_threads(&mut raws, &work, 320);
+        },
+    );
 
     // This run's inbound messages go; the windows they raised stay (they
     // only move forward, as in service).
@@ -650,6 +685,85 @@ fn bench_ingest(c: &mut Criterion) {
             &[&format!("{}%", run_prefix())],
         )
         .unwrap();
+}
+
+/// Each thread's messages through its own raw connection, one durable
+/// transaction each, all threads at once: the time per event, as if
+/// `iters` were ingested.
+fn raw_in_threads(raws: &mut [RawIngest], work: &[Vec<InboundMessage>], iters: u64) -> Duration {
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for (raw, msgs) in raws.iter_mut().zip(work) {
+            s.spawn(move || {
+                for m in msgs {
+                    raw.batch(std::slice::from_ref(m));
+                }
+            });
+        }
+    });
+    let done = work.iter().map(Vec::len).sum::<usize>();
+    started.elapsed().mul_f64(iters as f64 / done as f64)
+}
+
+/// Whether the command line's filter (criterion's, a regex; here its
+/// `|`-separated parts as plain text) selects `group`.
+fn selected(group: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    filters.is_empty()
+        || filters
+            .iter()
+            .flat_map(|f| f.split('|'))
+            .any(|f| group.starts_with(f.split('/').next().unwrap_or(f)))
+}
+
+/// Gate and raw side by side: `rounds` rounds, each one gate run and one
+/// raw run of round `i`'s work, in alternating order, so that both sides
+/// meet the same moments of a noisy shared host (criterion measures one
+/// side for seconds, then the other). Prints and writes
+/// `target/criterion/<group>/paired.json`: the time per round of each side
+/// and their ratio.
+fn paired(group: &str, rounds: usize, mut gate: impl FnMut(usize), mut raw: impl FnMut(usize)) {
+    if !selected(group) {
+        return;
+    }
+    let (mut g, mut r) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..rounds {
+        let t = Instant::now();
+        if i % 2 == 0 {
+            gate(i);
+            let mid = Instant::now();
+            raw(i);
+            g += mid - t;
+            r += mid.elapsed();
+        } else {
+            raw(i);
+            let mid = Instant::now();
+            gate(i);
+            r += mid - t;
+            g += mid.elapsed();
+        }
+    }
+    let ratio = g.as_secs_f64() / r.as_secs_f64();
+    let (g, r) = (g / rounds as u32, r / rounds as u32);
+    eprintln!(
+        "{group} paired over {rounds} rounds: gate {g:.2?}, raw {r:.2?}, gate / raw {ratio:.2}"
+    );
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/criterion")
+        .join(group);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("paired.json"),
+        format!(
+            "{{\"rounds\": {rounds}, \"gate_ns\": {}, \"raw_ns\": {}, \"ratio\": {ratio}}}\n",
+            g.as_nanos(),
+            r.as_nanos()
+        ),
+    )
+    .unwrap();
 }
 
 /// A transport that accepts everything at once, as a provider that

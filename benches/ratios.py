@@ -90,3 +90,18 @@ try:
           f"p99 {fmt(lat['p99_ns'])}, max {fmt(lat['max_ns'])}")
 except (OSError, KeyError, ValueError):
     pass
+
+# Gate and raw side by side, alternating (benches/postgres.rs `paired`).
+shown = False
+for group in ["pg_check", "pg_ingest_batch", "pg_ingest_durable", "pg_ingest_concurrent"]:
+    try:
+        with open(os.path.join(root, group, "paired.json")) as f:
+            p = json.load(f)
+    except (OSError, KeyError, ValueError):
+        continue
+    if not shown:
+        print()
+        print("| paired (gate and raw alternating) | rounds | gate | raw | gate / raw |")
+        print("|---|---|---|---|---|")
+        shown = True
+    print(f"| {group} | {p['rounds']} | {fmt(p['gate_ns'])} | {fmt(p['raw_ns'])} | {p['ratio']:.2f}x |")
