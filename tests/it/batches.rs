@@ -95,23 +95,6 @@ fn a_bad_single_event_leaves_nothing(on: On) {
     assert_eq!(reason(&b, 2), Reason::WindowOpen);
 }
 
-macro_rules! on_both {
-    ($($name:ident),*) => {$(
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(super::On::Sqlite);
-            }
-
-            #[cfg(feature = "postgres")]
-            #[test]
-            fn postgres() {
-                super::$name(super::On::Postgres);
-            }
-        }
-    )*};
-}
-
 on_both!(
     a_bad_event_in_a_batch_fails_alone,
     a_bad_event_rolls_back_ingest_all,

@@ -9,6 +9,25 @@
     clippy::indexing_slicing
 )]
 
+/// Runs a test body `fn name(on: On)` on both stores: `name::sqlite` and,
+/// with the feature, `name::postgres`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(crate::common::On::Sqlite);
+            }
+
+            #[cfg(feature = "postgres")]
+            #[test]
+            fn postgres() {
+                super::$name(crate::common::On::Postgres);
+            }
+        }
+    )*};
+}
+
 #[cfg(feature = "tokio")]
 mod async_gate;
 mod batches;

@@ -847,9 +847,8 @@ fn template_request(name: &str, value: &str) -> SendRequest {
     )
 }
 
-#[test]
-fn a_user_preferences_stop_denies_marketing_templates_until_resume() {
-    let (gate, clock) = gate();
+fn a_user_preferences_stop_denies_marketing_templates_until_resume(on: On) {
+    let (gate, clock, _kept) = open(on);
     let b = gate.business("acme").unwrap();
     register(
         &b,
@@ -893,9 +892,8 @@ fn a_user_preferences_stop_denies_marketing_templates_until_resume() {
     assert_eq!(decision(&b, &promo), (Verdict::Allow, Reason::OptedIn));
 }
 
-#[test]
-fn template_status_webhooks_pause_and_reinstate_and_flagged_changes_nothing() {
-    let (gate, clock) = gate();
+fn template_status_webhooks_pause_and_reinstate_and_flagged_changes_nothing(on: On) {
+    let (gate, clock, _kept) = open(on);
     let b = gate.business("acme").unwrap();
     register(
         &b,
@@ -921,9 +919,8 @@ fn template_status_webhooks_pause_and_reinstate_and_flagged_changes_nothing() {
     assert_eq!(decision(&b, &promo), (Verdict::Allow, Reason::OptedIn));
 }
 
-#[test]
-fn a_payload_whose_second_change_is_malformed_applies_nothing() {
-    let (gate, clock) = gate();
+fn a_payload_whose_second_change_is_malformed_applies_nothing(on: On) {
+    let (gate, clock, _kept) = open(on);
     let b = gate.business("acme").unwrap();
     b.ingest(&consent(&phone(), Action::OptIn, Scope::All, 0))
         .unwrap();
@@ -950,9 +947,8 @@ fn a_payload_whose_second_change_is_malformed_applies_nothing() {
     );
 }
 
-#[test]
-fn a_second_event_that_fails_in_the_gate_rolls_back_the_first() {
-    let (gate, clock) = gate();
+fn a_second_event_that_fails_in_the_gate_rolls_back_the_first(on: On) {
+    let (gate, clock, _kept) = open(on);
     let b = gate.business("acme").unwrap();
     assert!(deliver(&b, &clock, fixture!("text"), B + 2).unwrap()[0].opened_window);
     // A STOP, then a message reusing the first one's id with other text.
@@ -986,9 +982,8 @@ fn a_second_event_that_fails_in_the_gate_rolls_back_the_first() {
     );
 }
 
-#[test]
-fn the_multi_entry_payload_lands_in_one_transaction_and_a_retry_is_a_duplicate() {
-    let (gate, clock) = gate();
+fn the_multi_entry_payload_lands_in_one_transaction_and_a_retry_is_a_duplicate(on: On) {
+    let (gate, clock, _kept) = open(on);
     let b = gate.business("acme").unwrap();
     let text = fixture!("multi_entry");
     let out = deliver(&b, &clock, text, B + 95).unwrap();
@@ -1008,3 +1003,11 @@ fn the_multi_entry_payload_lands_in_one_transaction_and_a_retry_is_a_duplicate()
     assert!(again[0].duplicate && again[1].duplicate);
     assert_eq!(again[3].feedback, None);
 }
+
+on_both!(
+    a_user_preferences_stop_denies_marketing_templates_until_resume,
+    template_status_webhooks_pause_and_reinstate_and_flagged_changes_nothing,
+    a_payload_whose_second_change_is_malformed_applies_nothing,
+    a_second_event_that_fails_in_the_gate_rolls_back_the_first,
+    the_multi_entry_payload_lands_in_one_transaction_and_a_retry_is_a_duplicate,
+);

@@ -733,9 +733,8 @@ fn register_template(b: &wagate::Business) {
     .unwrap();
 }
 
-#[test]
-fn end_to_end_inbound_send_and_a_63016_callback_close_the_window() {
-    let (gate, clock) = gate();
+fn end_to_end_inbound_send_and_a_63016_callback_close_the_window(on: On) {
+    let (gate, clock, _kept) = open(on);
     let b = gate.business("acme").unwrap();
     register_template(&b);
     let server = FakeServer::start(created("SM500"));
@@ -822,9 +821,8 @@ fn end_to_end_inbound_send_and_a_63016_callback_close_the_window() {
     assert_eq!(server.seen()[1].field("Body"), None);
 }
 
-#[test]
-fn end_to_end_stop_opts_out_and_nothing_reaches_twilio() {
-    let (gate, clock) = gate();
+fn end_to_end_stop_opts_out_and_nothing_reaches_twilio(on: On) {
+    let (gate, clock, _kept) = open(on);
     let b = gate.business("acme").unwrap();
     let server = FakeServer::start(created("SM600"));
     let transport = TwilioTransport::new(config(&server), ureq::Agent::new_with_defaults());
@@ -853,9 +851,8 @@ fn end_to_end_stop_opts_out_and_nothing_reaches_twilio() {
     assert!(server.seen().is_empty(), "Twilio was never called");
 }
 
-#[test]
-fn a_21610_refusal_opts_the_user_out() {
-    let (gate, clock) = gate();
+fn a_21610_refusal_opts_the_user_out(on: On) {
+    let (gate, clock, _kept) = open(on);
     let b = gate.business("acme").unwrap();
     let server = FakeServer::start(created("SMx"));
     let transport = TwilioTransport::new(config(&server), ureq::Agent::new_with_defaults());
@@ -995,9 +992,8 @@ async fn end_to_end_async_over_reqwest() {
     );
 }
 
-#[test]
-fn media_goes_as_media_url_and_is_part_of_what_a_key_names() {
-    let (gate, clock) = gate();
+fn media_goes_as_media_url_and_is_part_of_what_a_key_names(on: On) {
+    let (gate, clock, _kept) = open(on);
     let b = gate.business("acme").unwrap();
     let server = FakeServer::start(created("SM800"));
     let transport = TwilioTransport::new(config(&server), ureq::Agent::new_with_defaults());
@@ -1060,3 +1056,10 @@ fn media_goes_as_media_url_and_is_part_of_what_a_key_names() {
     clock.set(t(HOUR + 25 * HOUR));
     assert_eq!(b.check(&req).unwrap().reason, Reason::WindowClosed);
 }
+
+on_both!(
+    end_to_end_inbound_send_and_a_63016_callback_close_the_window,
+    end_to_end_stop_opts_out_and_nothing_reaches_twilio,
+    a_21610_refusal_opts_the_user_out,
+    media_goes_as_media_url_and_is_part_of_what_a_key_names,
+);
