@@ -292,4 +292,20 @@ mod tests {
         ]);
         assert_eq!(applied, vec![true, true, false]);
     }
+
+    #[test]
+    fn actions_and_scopes_print_as_the_words_they_parse_from() {
+        for a in [Action::OptIn, Action::OptOut] {
+            assert_eq!(a.to_string(), a.as_str());
+            assert_eq!(a.to_string().parse::<Action>(), Ok(a));
+        }
+        for s in [Scope::All, Scope::Marketing] {
+            assert_eq!(s.to_string(), s.as_str());
+            assert_eq!(s.to_string().parse::<Scope>(), Ok(s));
+        }
+        assert_eq!(
+            format!("{} {}", Action::OptOut, Scope::Marketing),
+            "opt_out marketing"
+        );
+    }
 }

@@ -135,4 +135,18 @@ mod tests {
         assert_eq!(k.classify(""), None);
         assert_eq!(Keywords::empty().classify("stop"), None);
     }
+
+    #[test]
+    fn empty_and_repeated_words_are_ignored() {
+        let mut k = Keywords::empty();
+        k.add(Keyword::OptOut, ["", "  ", "!!", "."]);
+        assert_eq!(k, Keywords::empty());
+        assert_eq!(k.classify(""), None);
+        assert_eq!(k.classify(" ! "), None);
+        let mut once = Keywords::empty();
+        once.add(Keyword::Help, ["AYUDA"]);
+        let mut twice = Keywords::empty();
+        twice.add(Keyword::Help, ["AYUDA", "ayuda!", " Ayuda "]);
+        assert_eq!(twice, once);
+    }
 }

@@ -543,4 +543,70 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[test]
+    fn positional_errors_say_which_rule_is_broken() {
+        assert_eq!(TemplateBody::parse("Code {{0}}"), Err(TemplateError::Zero));
+        assert_eq!(
+            TemplateBody::parse("Code {{01}}"),
+            Err(TemplateError::LeadingZero("01".into()))
+        );
+        // Ten placeholders: {{10}} has two digits and is no leading zero.
+        let ten: String = (1..=10).map(|i| format!("{{{{{i}}}}} ")).collect();
+        let b = TemplateBody::parse(&ten).unwrap();
+        assert_eq!(b.keys().last().map(String::as_str), Some("10"));
+    }
+
+    #[test]
+    fn statuses_are_words_of_letters_and_underscores() {
+        assert_eq!(
+            TemplateStatus::parse(" PENDING_DELETION ")
+                .unwrap()
+                .as_str(),
+            "pending_deletion"
+        );
+        for bad in ["", "  ", "in review", "paused!", "v2"] {
+            assert_eq!(
+                TemplateStatus::parse(bad),
+                Err(TemplateError::Status(bad.into())),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn categories_and_statuses_print_as_they_parse() {
+        for c in [
+            Category::Marketing,
+            Category::Utility,
+            Category::Authentication,
+        ] {
+            assert_eq!(c.to_string(), c.as_str());
+            assert_eq!(Category::parse(&c.to_string()), Ok(c));
+        }
+        let paused = TemplateStatus::parse("PAUSED").unwrap();
+        assert_eq!(paused.to_string(), "paused");
+        assert_eq!(TemplateStatus::approved().to_string(), "approved");
+    }
+
+    #[test]
+    fn variables_compare_by_their_values() {
+        let list = Variables::positional(["A-17"]);
+        assert_eq!(list, Variables::named([("1", "A-17")]));
+        assert_eq!(
+            list,
+            Variables::from_json(&serde_json::json!({"1": "A-17"}))
+        );
+        assert_ne!(list, Variables::positional(["A-18"]));
+        assert_ne!(list, Variables::none());
+    }
+
+    #[test]
+    fn json_null_is_no_variables() {
+        let v = Variables::from_json(&serde_json::Value::Null);
+        assert_eq!(v, Variables::none());
+        assert_eq!(v.as_given(), ("absent", vec![]));
+        let plain = TemplateBody::parse("plain").unwrap();
+        assert_eq!(plain.render(&v), Ok("plain".to_owned()));
+    }
 }
