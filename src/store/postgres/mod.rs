@@ -106,6 +106,21 @@ const IDLE_TEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Prepared statements of one connection, by their SQL.
 pub(crate) type Statements = std::collections::HashMap<String, ::postgres::Statement>;
 
+/// `sql` prepared on `tx`'s connection: from `statements`, or prepared now
+/// and kept there (a statement outlives the transaction that prepared it).
+pub(crate) fn prepared(
+    tx: &mut Transaction<'_>,
+    statements: &mut Statements,
+    sql: &str,
+) -> Result<::postgres::Statement> {
+    if let Some(s) = statements.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = tx.prepare(sql)?;
+    statements.insert(sql.to_owned(), s.clone());
+    Ok(s)
+}
+
 /// r2d2_postgres's manager, with a statement cache per connection.
 #[derive(Debug)]
 struct Manager(PostgresConnectionManager<NoTls>);
@@ -445,14 +460,7 @@ impl PgStore {
     /// `search_path` is not the store's schema, or commits are not durable.
     /// One round trip (the statement is prepared once per connection).
     fn check(&self, db: &mut PgDb<'_>) -> Result<()> {
-        let statement = match db.statements.get(&self.check_sql) {
-            Some(s) => s.clone(),
-            None => {
-                let s = db.tx.prepare(&self.check_sql)?;
-                db.statements.insert(self.check_sql.clone(), s.clone());
-                s
-            }
-        };
+        let statement = prepared(&mut db.tx, db.statements, &self.check_sql)?;
         let row = db.tx.query_one(&statement, &[])?;
         let found: i64 = row.get(0);
         let current: Option<String> = row.get(1);

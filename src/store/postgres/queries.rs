@@ -77,14 +77,7 @@ impl<'a, 't> PgQueries<'a, 't> {
         let busy = || Error::Background("a PostgreSQL query ran inside another".into());
         let mut tx = self.tx.try_borrow_mut().map_err(|_| busy())?;
         let mut statements = self.statements.try_borrow_mut().map_err(|_| busy())?;
-        let statement = match statements.get(sql) {
-            Some(s) => s.clone(),
-            None => {
-                let s = tx.prepare(sql)?;
-                statements.insert(sql.to_owned(), s.clone());
-                s
-            }
-        };
+        let statement = super::prepared(&mut tx, &mut statements, sql)?;
         drop(statements);
         f(&mut tx, &statement)
     }
